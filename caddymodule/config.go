@@ -1,0 +1,140 @@
+package caddymodule
+
+import (
+	"fmt"
+	"net/http"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// secureMode says when the cookie gets the Secure attribute.
+type secureMode string
+
+const (
+	secureAuto   secureMode = "auto"
+	secureAlways secureMode = "always"
+	secureNever  secureMode = "never"
+)
+
+// sessionNamePattern keeps session names usable in header names and
+// placeholders: letters and digits, in words joined by '_' or '-'.
+var sessionNamePattern = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9]*([_-][A-Za-z0-9]+)*$`)
+
+// checkConfig judges the options as given, with unset ones at their
+// defaults; it changes nothing. The Caddyfile parser and Validate both use
+// it, so `caddy adapt` already reports what `caddy run` would.
+func (h *Handler) checkConfig() error {
+	name := h.CookieName
+	if name == "" {
+		name = DefaultCookieName
+	}
+	path := h.Path
+	if path == "" {
+		path = DefaultPath
+	}
+	probe := http.Cookie{Name: name, Value: "x", Path: path, Domain: h.Domain}
+	if err := probe.Valid(); err != nil {
+		return fmt.Errorf("cookie_name %q, path %q, domain %q: %w", name, path, h.Domain, err)
+	}
+	if !strings.HasPrefix(path, "/") {
+		return fmt.Errorf("path: must start with /, got %q", path)
+	}
+
+	if h.Expiry != nil {
+		if err := checkExpiry(time.Duration(*h.Expiry)); err != nil {
+			return err
+		}
+	}
+
+	secure := secureMode(strings.ToLower(h.Secure))
+	switch secure {
+	case "", secureAuto, secureAlways, secureNever:
+	default:
+		return fmt.Errorf("secure: must be always, never or auto, got %q", h.Secure)
+	}
+	if cookieNameNeedsSecure(name) && secure == secureNever {
+		return fmt.Errorf("secure never: cookie_name %q requires the Secure attribute", name)
+	}
+	if strings.HasPrefix(name, "__Host-") {
+		if h.Domain != "" {
+			return fmt.Errorf("domain: a __Host- cookie (cookie_name %q) must not have a domain", name)
+		}
+		if path != "/" {
+			return fmt.Errorf("path: a __Host- cookie (cookie_name %q) must have path /, got %q", name, path)
+		}
+	}
+
+	switch strings.ToLower(h.SameSite) {
+	case "", "strict", "lax":
+	case "none":
+		if secure != secureAlways && !cookieNameNeedsSecure(name) {
+			return fmt.Errorf("samesite none requires secure always: browsers drop SameSite=None cookies without Secure")
+		}
+	default:
+		return fmt.Errorf("samesite: must be strict, lax or none, got %q", h.SameSite)
+	}
+
+	if h.SessionName != "" && !sessionNamePattern.MatchString(h.SessionName) {
+		return fmt.Errorf("session_name: %q must be letters and digits, in words joined by _ or -", h.SessionName)
+	}
+	if h.Prefix != nil && strings.ContainsAny(*h.Prefix, "\x00\r\n") {
+		return fmt.Errorf("prefix: must not contain NUL, CR or LF")
+	}
+	return nil
+}
+
+// checkExpiry rejects expiries that cannot be a cookie's Max-Age. JSON gives
+// durations in nanoseconds when they are numbers, so a small positive value
+// is nearly always seconds meant as such.
+func checkExpiry(d time.Duration) error {
+	switch {
+	case d < 0:
+		return fmt.Errorf("expiry: must not be negative, got %s", d)
+	case d > 0 && d < time.Second:
+		return fmt.Errorf("expiry: %s is under one second; in JSON a number is nanoseconds: write seconds as a duration string, e.g. \"%ds\"", d, int64(d))
+	case d%time.Second != 0:
+		return fmt.Errorf("expiry: must be a whole number of seconds, got %s", d)
+	}
+	return nil
+}
+
+func cookieNameNeedsSecure(name string) bool {
+	return strings.HasPrefix(name, "__Secure-") || strings.HasPrefix(name, "__Host-")
+}
+
+func (h *Handler) effectivePrefix() string {
+	if h.Prefix == nil {
+		return DefaultPrefix
+	}
+	return *h.Prefix
+}
+
+func (h *Handler) effectiveExpiry() time.Duration {
+	if h.Expiry == nil {
+		return DefaultExpiry
+	}
+	return time.Duration(*h.Expiry)
+}
+
+func (h *Handler) effectiveSecure() secureMode {
+	if cookieNameNeedsSecure(h.CookieName) {
+		return secureAlways
+	}
+	if h.Secure == "" {
+		return secureAuto
+	}
+	return secureMode(strings.ToLower(h.Secure))
+}
+
+func parseSameSite(s string) http.SameSite {
+	switch strings.ToLower(s) {
+	case "strict":
+		return http.SameSiteStrictMode
+	case "lax":
+		return http.SameSiteLaxMode
+	case "none":
+		return http.SameSiteNoneMode
+	}
+	return http.SameSiteDefaultMode
+}

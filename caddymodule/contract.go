@@ -1,0 +1,100 @@
+package caddymodule
+
+import (
+	"net/http"
+	"net/textproto"
+	"strings"
+)
+
+// The contract with the upstream: the header and placeholder names derived
+// from a session_name. The README's "Contract" section states the same; keep
+// the two in step.
+const (
+	hdrID         = "Id"         // request: the session ID
+	hdrData       = "Data"       // request: the session data as JSON
+	hdrNew        = "New"        // request: "true" when this request began the session
+	hdrSet        = "set"        // response: a JSON merge patch for the data
+	hdrClear      = "clear"      // response: "true" empties the session
+	hdrRegenerate = "regenerate" // response: "true" gives the session a new ID
+)
+
+// contractNames are the names one session handler uses, computed once at
+// provision so the request path only compares strings.
+type contractNames struct {
+	// headerPrefix is the header prefix in canonical form, e.g. "X-Alt-Session-".
+	headerPrefix string
+	// matchPrefix is headerPrefix lowercased, for case-insensitive matching.
+	matchPrefix string
+
+	idHeader, dataHeader, newHeader string
+
+	idPlaceholder, newPlaceholder, dataPlaceholder string
+	// dataKeyPrefix begins the placeholders of single data keys,
+	// e.g. "http.session.data.".
+	dataKeyPrefix string
+}
+
+// newContractNames derives the names for sessionName: "alt_session" gives
+// X-Alt-Session-* headers and {http.alt_session.*} placeholders.
+func newContractNames(sessionName string) contractNames {
+	prefix := textproto.CanonicalMIMEHeaderKey("x-" + strings.ReplaceAll(sessionName, "_", "-") + "-")
+	ph := "http." + sessionName + "."
+	return contractNames{
+		headerPrefix:    prefix,
+		matchPrefix:     strings.ToLower(prefix),
+		idHeader:        prefix + hdrID,
+		dataHeader:      prefix + hdrData,
+		newHeader:       prefix + hdrNew,
+		idPlaceholder:   ph + "id",
+		newPlaceholder:  ph + "new",
+		dataPlaceholder: ph + "data",
+		dataKeyPrefix:   ph + "data.",
+	}
+}
+
+// hasPrefix reports whether a header name starts with the session's header
+// prefix, ignoring case and taking '_' and '.' as '-': CGI-style upstreams
+// (PHP, WSGI, FastCGI) read X_Session_Id, X.Session.Id and X-Session-Id as
+// the same variable, so a client must get none of them through. Caddy drops
+// such names by default; this holds where a server allows them
+// (expected_underscore_headers, expected_dot_headers).
+func (n *contractNames) hasPrefix(name string) bool {
+	return len(name) >= len(n.matchPrefix) && equalHeaderName(name[:len(n.matchPrefix)], n.matchPrefix)
+}
+
+// suffix returns what follows the prefix in name, which must have it.
+func (n *contractNames) suffix(name string) string { return name[len(n.matchPrefix):] }
+
+// equalHeaderName compares a header name with a lowercase, dash-separated
+// one, ignoring case and taking '_' and '.' as '-'.
+func equalHeaderName(name, lower string) bool {
+	if len(name) != len(lower) {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case c == '_' || c == '.':
+			c = '-'
+		case 'A' <= c && c <= 'Z':
+			c += 'a' - 'A'
+		}
+		if c != lower[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// stripPrefixed deletes every header with the session's prefix and reports
+// whether it deleted any.
+func (n *contractNames) stripPrefixed(h http.Header) bool {
+	stripped := false
+	for name := range h {
+		if n.hasPrefix(name) {
+			delete(h, name)
+			stripped = true
+		}
+	}
+	return stripped
+}

@@ -1,0 +1,457 @@
+package sessionstore
+
+import (
+	"context"
+	"hash/maphash"
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+const (
+	// memShardCount spreads keys over independently locked maps, so
+	// concurrent sessions rarely contend for one lock.
+	memShardCount = 32
+
+	// DefaultMaxSessions is the memory store's default capacity.
+	DefaultMaxSessions = 1_000_000
+
+	// defaultSweepInterval is how often expired entries are dropped.
+	defaultSweepInterval = time.Minute
+
+	// sweepBatch bounds how many entries one lock hold of the sweeper
+	// removes, so a mass expiry never stalls requests of that shard.
+	sweepBatch = 1024
+
+	// evictionLogInterval bounds the eviction log to one line per interval
+	// in a flood.
+	evictionLogInterval = 10 * time.Second
+)
+
+// memStore is the in-process store: sharded maps with, per shard, a heap of
+// its entries ordered by expiry. The heap gives the sweeper the expired
+// entries without a scan, and eviction the entry nearest its expiry.
+type memStore struct {
+	shards [memShardCount]memShard
+	seed   maphash.Seed
+	now    func() int64 // unix nanoseconds; replaced in tests
+
+	count       atomic.Int64
+	maxSessions atomic.Int64
+
+	logger          atomic.Pointer[zap.Logger]
+	evictedSinceLog atomic.Int64
+	lastEvictionLog atomic.Int64
+
+	stop      chan struct{}
+	sweepDone chan struct{}
+}
+
+type memShard struct {
+	mu      sync.RWMutex
+	entries map[string]*memEntry
+	heap    expiryHeap
+}
+
+type memEntry struct {
+	key     string
+	data    string
+	expires int64 // unix nanoseconds; math.MaxInt64 when permanent
+	renewed int64 // unix nanoseconds of the last renewal
+	index   int   // position in the shard's heap
+}
+
+func (e *memEntry) expired(now int64) bool { return e.expires <= now }
+
+// renew gives the entry a fresh lifetime of ttl from now.
+func (e *memEntry) renew(now int64, ttl time.Duration) {
+	e.renewed = now
+	if ttl <= 0 {
+		e.expires = math.MaxInt64
+		return
+	}
+	e.expires = now + int64(ttl)
+}
+
+// newMemStore makes a store and starts its sweeper, which runs every
+// sweepInterval until Destruct.
+func newMemStore(maxSessions int, sweepInterval time.Duration, logger *zap.Logger) *memStore {
+	s := &memStore{
+		seed:      maphash.MakeSeed(),
+		now:       func() int64 { return time.Now().UnixNano() },
+		stop:      make(chan struct{}),
+		sweepDone: make(chan struct{}),
+	}
+	for i := range s.shards {
+		s.shards[i].entries = make(map[string]*memEntry)
+	}
+	s.setMaxSessions(maxSessions)
+	s.setLogger(logger)
+	go s.sweepLoop(sweepInterval)
+	return s
+}
+
+func (s *memStore) setMaxSessions(n int) {
+	if n <= 0 {
+		n = DefaultMaxSessions
+	}
+	s.maxSessions.Store(int64(n))
+}
+
+func (s *memStore) setLogger(l *zap.Logger) {
+	if l == nil {
+		l = zap.NewNop()
+	}
+	s.logger.Store(l)
+}
+
+func (s *memStore) shardIndex(key string) int {
+	return int(maphash.String(s.seed, key) % memShardCount)
+}
+
+func (s *memStore) shard(key string) *memShard { return &s.shards[s.shardIndex(key)] }
+
+// Load implements Store.
+func (s *memStore) Load(_ context.Context, key string, ttl, renewAfter time.Duration) (string, bool, error) {
+	sh := s.shard(key)
+	now := s.now()
+
+	sh.mu.RLock()
+	e, ok := sh.entries[key]
+	if !ok || e.expired(now) {
+		sh.mu.RUnlock()
+		return "", false, ErrNotFound
+	}
+	data, due := e.data, now-e.renewed >= int64(renewAfter)
+	sh.mu.RUnlock()
+	if !due {
+		return data, false, nil
+	}
+
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	e, ok = sh.entries[key]
+	if !ok || e.expired(now) {
+		return "", false, ErrNotFound
+	}
+	// Another request may have renewed it between the two locks.
+	if now-e.renewed < int64(renewAfter) {
+		return e.data, false, nil
+	}
+	e.renew(now, ttl)
+	sh.heap.fix(e.index)
+	return e.data, true, nil
+}
+
+// Patch implements Store.
+func (s *memStore) Patch(_ context.Context, key string, patches []string, ttl time.Duration, create bool) (string, error) {
+	sh := s.shard(key)
+	now := s.now()
+
+	sh.mu.Lock()
+	e, ok := sh.entries[key]
+	if ok && e.expired(now) {
+		sh.remove(e)
+		s.count.Add(-1)
+		ok = false
+	}
+	if !ok && !create {
+		sh.mu.Unlock()
+		return "", ErrNotFound
+	}
+	current := ""
+	if ok {
+		current = e.data
+	}
+	// The merge runs under the lock: that is what makes concurrent
+	// patches of one session compose instead of overwriting each other.
+	data, err := ApplyPatches(current, patches)
+	if err != nil {
+		sh.mu.Unlock()
+		return "", err
+	}
+	inserted := false
+	switch {
+	case data == EmptyData && ok:
+		sh.remove(e)
+		s.count.Add(-1)
+	case data == EmptyData:
+	case ok:
+		e.data = data
+		e.renew(now, ttl)
+		sh.heap.fix(e.index)
+	default:
+		e = &memEntry{key: key, data: data}
+		e.renew(now, ttl)
+		sh.insert(e)
+		s.count.Add(1)
+		inserted = true
+	}
+	sh.mu.Unlock()
+
+	if inserted {
+		s.enforceCap()
+	}
+	return data, nil
+}
+
+// Delete implements Store.
+func (s *memStore) Delete(_ context.Context, key string) error {
+	sh := s.shard(key)
+	sh.mu.Lock()
+	if e, ok := sh.entries[key]; ok {
+		sh.remove(e)
+		s.count.Add(-1)
+	}
+	sh.mu.Unlock()
+	return nil
+}
+
+// Rename implements Store.
+func (s *memStore) Rename(_ context.Context, oldKey, newKey string, ttl time.Duration) error {
+	fi, ti := s.shardIndex(oldKey), s.shardIndex(newKey)
+	from, to := &s.shards[fi], &s.shards[ti]
+	unlock := s.lockPair(fi, ti)
+	defer unlock()
+
+	now := s.now()
+	e, ok := from.entries[oldKey]
+	if !ok {
+		return ErrNotFound
+	}
+	from.remove(e)
+	if e.expired(now) {
+		s.count.Add(-1)
+		return ErrNotFound
+	}
+	if prev, ok := to.entries[newKey]; ok {
+		to.remove(prev)
+		s.count.Add(-1)
+	}
+	e.key = newKey
+	e.renew(now, ttl)
+	to.insert(e)
+	return nil
+}
+
+// lockPair write-locks two shards in index order, so two renames going
+// opposite ways cannot deadlock, and returns the unlock.
+func (s *memStore) lockPair(i, j int) func() {
+	if i == j {
+		s.shards[i].mu.Lock()
+		return s.shards[i].mu.Unlock
+	}
+	if j < i {
+		i, j = j, i
+	}
+	first, second := &s.shards[i], &s.shards[j]
+	first.mu.Lock()
+	second.mu.Lock()
+	return func() {
+		second.mu.Unlock()
+		first.mu.Unlock()
+	}
+}
+
+func (sh *memShard) insert(e *memEntry) {
+	sh.entries[e.key] = e
+	sh.heap.push(e)
+}
+
+func (sh *memShard) remove(e *memEntry) {
+	delete(sh.entries, e.key)
+	sh.heap.remove(e.index)
+}
+
+// Len returns the number of entries held, expired ones not yet swept
+// included.
+func (s *memStore) Len() int { return int(s.count.Load()) }
+
+// enforceCap evicts the entries nearest their expiry while the store holds
+// more than its maximum, so that a flood of new sessions cannot exhaust
+// memory. It runs outside any shard lock.
+func (s *memStore) enforceCap() {
+	evicted := int64(0)
+	for s.count.Load() > s.maxSessions.Load() {
+		if !s.evictOne() {
+			break
+		}
+		evicted++
+	}
+	if evicted > 0 {
+		s.logEviction(evicted)
+	}
+}
+
+// evictOne removes the entry nearest its expiry across all shards.
+func (s *memStore) evictOne() bool {
+	for attempt := 0; attempt < 3; attempt++ {
+		var victim *memShard
+		var key string
+		best := int64(math.MaxInt64)
+		bestRenewed := int64(math.MaxInt64)
+		for i := range s.shards {
+			sh := &s.shards[i]
+			sh.mu.RLock()
+			if top := sh.heap.peek(); top != nil &&
+				(victim == nil || top.expires < best || (top.expires == best && top.renewed < bestRenewed)) {
+				victim, key, best, bestRenewed = sh, top.key, top.expires, top.renewed
+			}
+			sh.mu.RUnlock()
+		}
+		if victim == nil {
+			return false
+		}
+		victim.mu.Lock()
+		// Evict only what was chosen: the shard may have changed since.
+		if top := victim.heap.peek(); top != nil && top.key == key {
+			victim.remove(top)
+			s.count.Add(-1)
+			victim.mu.Unlock()
+			return true
+		}
+		victim.mu.Unlock()
+	}
+	return false
+}
+
+func (s *memStore) logEviction(n int64) {
+	total := s.evictedSinceLog.Add(n)
+	now := s.now()
+	last := s.lastEvictionLog.Load()
+	if now-last < int64(evictionLogInterval) || !s.lastEvictionLog.CompareAndSwap(last, now) {
+		return
+	}
+	s.evictedSinceLog.Add(-total)
+	s.logger.Load().Warn("memory session store full: evicted the sessions nearest their expiry",
+		zap.Int64("evicted", total),
+		zap.Int64("max_sessions", s.maxSessions.Load()))
+}
+
+func (s *memStore) sweepLoop(interval time.Duration) {
+	defer close(s.sweepDone)
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			s.sweep()
+		}
+	}
+}
+
+// sweep drops every expired entry and returns how many it dropped.
+func (s *memStore) sweep() int {
+	dropped := 0
+	for i := range s.shards {
+		sh := &s.shards[i]
+		for more := true; more; {
+			now := s.now()
+			sh.mu.Lock()
+			n := 0
+			for top := sh.heap.peek(); top != nil && top.expired(now) && n < sweepBatch; top = sh.heap.peek() {
+				sh.remove(top)
+				n++
+			}
+			more = n == sweepBatch
+			sh.mu.Unlock()
+			s.count.Add(-int64(n))
+			dropped += n
+		}
+	}
+	return dropped
+}
+
+// Destruct stops the sweeper. It implements caddy.Destructor, called when
+// the last config using the store is unloaded.
+func (s *memStore) Destruct() error {
+	close(s.stop)
+	<-s.sweepDone
+	return nil
+}
+
+// expiryHeap is a binary min-heap of entries by expiry, then by last
+// renewal, so that among permanent entries the least recently used is
+// first. Each entry knows its index, so fix and remove are O(log n).
+type expiryHeap []*memEntry
+
+func (h expiryHeap) less(i, j int) bool {
+	if h[i].expires != h[j].expires {
+		return h[i].expires < h[j].expires
+	}
+	return h[i].renewed < h[j].renewed
+}
+
+func (h expiryHeap) swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].index = i
+	h[j].index = j
+}
+
+func (h expiryHeap) peek() *memEntry {
+	if len(h) == 0 {
+		return nil
+	}
+	return h[0]
+}
+
+func (h *expiryHeap) push(e *memEntry) {
+	e.index = len(*h)
+	*h = append(*h, e)
+	h.up(e.index)
+}
+
+func (h *expiryHeap) remove(i int) {
+	old := *h
+	last := len(old) - 1
+	if i != last {
+		old.swap(i, last)
+	}
+	old[last] = nil
+	*h = old[:last]
+	if i != last {
+		h.fix(i)
+	}
+}
+
+func (h expiryHeap) fix(i int) {
+	if !h.down(i) {
+		h.up(i)
+	}
+}
+
+func (h expiryHeap) up(i int) {
+	for i > 0 {
+		parent := (i - 1) / 2
+		if !h.less(i, parent) {
+			return
+		}
+		h.swap(i, parent)
+		i = parent
+	}
+}
+
+func (h expiryHeap) down(i int) bool {
+	start := i
+	for {
+		left := 2*i + 1
+		if left >= len(h) {
+			break
+		}
+		child := left
+		if right := left + 1; right < len(h) && h.less(right, left) {
+			child = right
+		}
+		if !h.less(child, i) {
+			break
+		}
+		h.swap(i, child)
+		i = child
+	}
+	return i > start
+}

@@ -1,0 +1,157 @@
+package sessionstore
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+)
+
+func init() {
+	caddy.RegisterModule(MemoryStore{})
+}
+
+// memoryStores holds the running memory stores by name, so that a config
+// reload hands the sessions of the old config to the new one.
+var memoryStores = caddy.NewUsagePool()
+
+// MemoryStore keeps sessions in the memory of the Caddy process. Sessions
+// survive config reloads (every config naming the same store shares it) but
+// not a restart of the process, and are not shared between Caddy instances.
+//
+// Reads never return an expired session, and expired sessions are swept in
+// the background every minute. When the store is full, the sessions nearest
+// their expiry are evicted to make room, and the eviction is logged.
+type MemoryStore struct {
+	// Name identifies the store. Handlers whose stores have the same name
+	// share one store, within a config and across reloads. Default: `default`.
+	Name string `json:"name,omitempty"`
+
+	// MaxSessions is the most sessions the store holds. When a new session
+	// would pass it, the session nearest its expiry is evicted.
+	// Default: 1000000.
+	MaxSessions int `json:"max_sessions,omitempty"`
+
+	store   *memStore
+	poolKey string
+}
+
+// CaddyModule returns the Caddy module information.
+func (MemoryStore) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.session.stores.memory",
+		New: func() caddy.Module { return new(MemoryStore) },
+	}
+}
+
+// Provision finds the store of this name, or starts it.
+func (m *MemoryStore) Provision(ctx caddy.Context) error {
+	if m.Name == "" {
+		m.Name = "default"
+	}
+	if m.MaxSessions < 0 {
+		return fmt.Errorf("memory store %q: max_sessions must not be negative, got %d", m.Name, m.MaxSessions)
+	}
+	m.poolKey = "memory/" + m.Name
+	logger := ctx.Logger()
+	val, loaded, err := memoryStores.LoadOrNew(m.poolKey, func() (caddy.Destructor, error) {
+		return newMemStore(m.MaxSessions, defaultSweepInterval, logger), nil
+	})
+	if err != nil {
+		return fmt.Errorf("memory store %q: %w", m.Name, err)
+	}
+	m.store = val.(*memStore)
+	if loaded {
+		// The newest config's settings win over the one that started it.
+		m.store.setMaxSessions(m.MaxSessions)
+		m.store.setLogger(logger)
+	}
+	return nil
+}
+
+// Cleanup releases this config's use of the store; the last user stops it.
+func (m *MemoryStore) Cleanup() error {
+	if m.store == nil {
+		return nil
+	}
+	_, err := memoryStores.Delete(m.poolKey)
+	return err
+}
+
+// Load implements Store.
+func (m *MemoryStore) Load(ctx context.Context, key string, ttl, renewAfter time.Duration) (string, bool, error) {
+	return m.store.Load(ctx, key, ttl, renewAfter)
+}
+
+// Patch implements Store.
+func (m *MemoryStore) Patch(ctx context.Context, key string, patches []string, ttl time.Duration, create bool) (string, error) {
+	return m.store.Patch(ctx, key, patches, ttl, create)
+}
+
+// Delete implements Store.
+func (m *MemoryStore) Delete(ctx context.Context, key string) error {
+	return m.store.Delete(ctx, key)
+}
+
+// Rename implements Store.
+func (m *MemoryStore) Rename(ctx context.Context, oldKey, newKey string, ttl time.Duration) error {
+	return m.store.Rename(ctx, oldKey, newKey, ttl)
+}
+
+// Len returns the number of sessions the store holds.
+func (m *MemoryStore) Len() int { return m.store.Len() }
+
+// UnmarshalCaddyfile sets up the store from Caddyfile tokens. Syntax:
+//
+//	store memory {
+//		name <name>
+//		max_sessions <n>
+//	}
+func (m *MemoryStore) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // the module name
+	if d.NextArg() {
+		return d.Errf("store memory: unexpected argument %q; options go in a block", d.Val())
+	}
+	seen := map[string]bool{}
+	for d.NextBlock(0) {
+		opt := d.Val()
+		if seen[opt] {
+			return d.Errf("store memory: option %q given twice", opt)
+		}
+		seen[opt] = true
+		switch opt {
+		case "name":
+			if !d.NextArg() {
+				return d.Errf("store memory: name needs a value")
+			}
+			m.Name = d.Val()
+		case "max_sessions":
+			if !d.NextArg() {
+				return d.Errf("store memory: max_sessions needs a value")
+			}
+			n, err := strconv.Atoi(d.Val())
+			if err != nil || n < 1 {
+				return d.Errf("store memory: max_sessions must be a positive integer, got %q", d.Val())
+			}
+			m.MaxSessions = n
+		default:
+			return d.Errf("store memory: unknown option %q", opt)
+		}
+		if d.NextArg() {
+			return d.Errf("store memory: %s: unexpected extra argument %q", opt, d.Val())
+		}
+	}
+	return nil
+}
+
+// Interface guards
+var (
+	_ Store                 = (*MemoryStore)(nil)
+	_ caddy.Provisioner     = (*MemoryStore)(nil)
+	_ caddy.CleanerUpper    = (*MemoryStore)(nil)
+	_ caddyfile.Unmarshaler = (*MemoryStore)(nil)
+	_ caddy.Destructor      = (*memStore)(nil)
+)
