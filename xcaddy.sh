@@ -11,7 +11,7 @@ CADDY_VERSION=v2.11.9
 XCADDY="go run github.com/caddyserver/xcaddy/cmd/xcaddy@v0.4.5"
 
 build() {
-	$XCADDY build "$CADDY_VERSION" --output ./caddy --with github.com/caddy-session/caddy-session=.
+	$XCADDY build "$CADDY_VERSION" --output ./caddy --with github.com/caddy-session/caddy-session@v0.0.0=.
 }
 
 case "${1:-}" in

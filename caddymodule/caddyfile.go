@@ -64,13 +64,13 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			return err
 		}
 		if d.NextArg() {
-			return d.Errf("session: %s: unexpected argument %q", opt, d.Val())
+			return d.Errf("%s: unexpected argument %q", opt, d.Val())
 		}
 	}
 	if err := h.checkConfig(); err != nil {
 		d.Reset()
 		d.Next()
-		return d.Errf("session: %v", err)
+		return d.WrapErr(err)
 	}
 	return nil
 }
@@ -80,13 +80,13 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 func (h *Handler) unmarshalOption(d *caddyfile.Dispenser, seen map[string]bool, onDirectiveLine bool) error {
 	opt := d.Val()
 	if seen[opt] {
-		return d.Errf("session: option %s given twice", opt)
+		return d.Errf("option %s given twice", opt)
 	}
 	seen[opt] = true
 
 	value := func() (string, error) {
 		if !d.NextArg() {
-			return "", d.Errf("session: %s needs a value", opt)
+			return "", d.Errf("%s needs a value", opt)
 		}
 		return d.Val(), nil
 	}
@@ -106,7 +106,7 @@ func (h *Handler) unmarshalOption(d *caddyfile.Dispenser, seen map[string]bool, 
 			d.Prev()
 			return true, nil
 		}
-		return false, d.Errf("session: %s: expected true or false, got %q", opt, d.Val())
+		return false, d.Errf("%s: expected true or false, got %q", opt, d.Val())
 	}
 
 	var err error
@@ -129,7 +129,7 @@ func (h *Handler) unmarshalOption(d *caddyfile.Dispenser, seen map[string]bool, 
 			switch strings.ToLower(h.SameSite) {
 			case "strict", "lax", "none":
 			default:
-				return d.Errf("session: samesite: must be strict, lax or none, got %q", h.SameSite)
+				return d.Errf("samesite: must be strict, lax or none, got %q", h.SameSite)
 			}
 		}
 	case "expiry":
@@ -138,7 +138,7 @@ func (h *Handler) unmarshalOption(d *caddyfile.Dispenser, seen map[string]bool, 
 		}
 		expiry, perr := parseExpiry(v)
 		if perr != nil {
-			return d.Errf("session: %v", perr)
+			return d.WrapErr(perr)
 		}
 		dur := caddy.Duration(expiry)
 		h.Expiry = &dur
@@ -159,7 +159,7 @@ func (h *Handler) unmarshalOption(d *caddyfile.Dispenser, seen map[string]bool, 
 				h.Secure = string(m)
 			default:
 				if !onDirectiveLine {
-					return d.Errf("session: secure: must be always, never or auto, got %q", d.Val())
+					return d.Errf("secure: must be always, never or auto, got %q", d.Val())
 				}
 				d.Prev()
 			}
@@ -167,7 +167,7 @@ func (h *Handler) unmarshalOption(d *caddyfile.Dispenser, seen map[string]bool, 
 	case "store":
 		return h.unmarshalStore(d, onDirectiveLine)
 	default:
-		return d.Errf("session: unknown option %q", opt)
+		return d.Errf("unknown option %q", opt)
 	}
 	return err
 }
@@ -175,19 +175,21 @@ func (h *Handler) unmarshalOption(d *caddyfile.Dispenser, seen map[string]bool, 
 // unmarshalStore parses `store <backend> [{ ... }]` into the guest module.
 func (h *Handler) unmarshalStore(d *caddyfile.Dispenser, onDirectiveLine bool) error {
 	if !d.NextArg() {
-		return d.Errf("session: store needs a backend, e.g. store memory")
+		return d.Errf("store needs a backend, e.g. store memory")
 	}
 	backend := d.Val()
 	modID := "http.session.stores." + backend
-	var sub *caddyfile.Dispenser
+	// UnmarshalModule hands the module the tokens from the cursor to the
+	// end of the line, with the block that ends it.
+	src := d
 	if onDirectiveLine {
-		// On the directive's line a block would be the directive's
-		// own, so the backend takes no options here.
-		sub = caddyfile.NewDispenser([]caddyfile.Token{{File: d.File(), Line: d.Line(), Text: backend}})
-	} else {
-		sub = d.NewFromNextSegment()
+		// On the directive's line, the rest of the line is more options
+		// and the block is the directive's own: the backend gets only
+		// its name.
+		src = caddyfile.NewDispenser([]caddyfile.Token{{File: d.File(), Line: d.Line(), Text: backend}})
+		src.Next()
 	}
-	unm, err := caddyfile.UnmarshalModule(sub, modID)
+	unm, err := caddyfile.UnmarshalModule(src, modID)
 	if err != nil {
 		return err
 	}
