@@ -202,6 +202,9 @@ func (h *Handler) unmarshalStore(d *caddyfile.Dispenser, onDirectiveLine bool) e
 func parseExpiry(s string) (time.Duration, error) {
 	var d time.Duration
 	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+		if n < 0 {
+			return 0, fmt.Errorf("expiry: must not be negative, got %q", s)
+		}
 		if n > int64(1<<63-1)/int64(time.Second) {
 			return 0, fmt.Errorf("expiry: %q seconds is too long", s)
 		}

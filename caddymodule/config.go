@@ -56,7 +56,7 @@ func (h *Handler) checkConfig() error {
 	if cookieNameNeedsSecure(name) && secure == secureNever {
 		return fmt.Errorf("secure never: cookie_name %q requires the Secure attribute", name)
 	}
-	if strings.HasPrefix(name, "__Host-") {
+	if hasPrefixFold(name, "__Host-") {
 		if h.Domain != "" {
 			return fmt.Errorf("domain: a __Host- cookie (cookie_name %q) must not have a domain", name)
 		}
@@ -91,16 +91,25 @@ func checkExpiry(d time.Duration) error {
 	switch {
 	case d < 0:
 		return fmt.Errorf("expiry: must not be negative, got %s", d)
-	case d > 0 && d < time.Second:
+	case d > 0 && d < time.Millisecond:
+		// Surely a number of seconds, read as nanoseconds.
 		return fmt.Errorf("expiry: %s is under one second; in JSON a number is nanoseconds: write seconds as a duration string, e.g. \"%ds\"", d, int64(d))
+	case d > 0 && d < time.Second:
+		return fmt.Errorf("expiry: %s is under one second; the smallest expiry is 1s", d)
 	case d%time.Second != 0:
 		return fmt.Errorf("expiry: must be a whole number of seconds, got %s", d)
 	}
 	return nil
 }
 
+// cookieNameNeedsSecure reports whether browsers accept the cookie only
+// with Secure. The prefixes are matched in any case, as RFC 6265bis asks.
 func cookieNameNeedsSecure(name string) bool {
-	return strings.HasPrefix(name, "__Secure-") || strings.HasPrefix(name, "__Host-")
+	return hasPrefixFold(name, "__Secure-") || hasPrefixFold(name, "__Host-")
+}
+
+func hasPrefixFold(s, prefix string) bool {
+	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
 }
 
 func (h *Handler) effectivePrefix() string {

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/caddy-session/caddy-session/internal/throttle"
 )
 
 const (
@@ -42,9 +44,8 @@ type memStore struct {
 	count       atomic.Int64
 	maxSessions atomic.Int64
 
-	logger          atomic.Pointer[zap.Logger]
-	evictedSinceLog atomic.Int64
-	lastEvictionLog atomic.Int64
+	logger      atomic.Pointer[zap.Logger]
+	evictionLog *throttle.Throttle
 
 	stop      chan struct{}
 	sweepDone chan struct{}
@@ -66,10 +67,11 @@ type memEntry struct {
 
 func (e *memEntry) expired(now int64) bool { return e.expires <= now }
 
-// renew gives the entry a fresh lifetime of ttl from now.
+// renew gives the entry a fresh lifetime of ttl from now. A ttl reaching
+// past the largest time held saturates instead of wrapping into the past.
 func (e *memEntry) renew(now int64, ttl time.Duration) {
 	e.renewed = now
-	if ttl <= 0 {
+	if ttl <= 0 || int64(ttl) > math.MaxInt64-now {
 		e.expires = math.MaxInt64
 		return
 	}
@@ -80,10 +82,11 @@ func (e *memEntry) renew(now int64, ttl time.Duration) {
 // sweepInterval until Destruct.
 func newMemStore(maxSessions int, sweepInterval time.Duration, logger *zap.Logger) *memStore {
 	s := &memStore{
-		seed:      maphash.MakeSeed(),
-		now:       func() int64 { return time.Now().UnixNano() },
-		stop:      make(chan struct{}),
-		sweepDone: make(chan struct{}),
+		seed:        maphash.MakeSeed(),
+		evictionLog: throttle.New(evictionLogInterval),
+		now:         func() int64 { return time.Now().UnixNano() },
+		stop:        make(chan struct{}),
+		sweepDone:   make(chan struct{}),
 	}
 	for i := range s.shards {
 		s.shards[i].entries = make(map[string]*memEntry)
@@ -319,13 +322,10 @@ func (s *memStore) evictOne() bool {
 }
 
 func (s *memStore) logEviction(n int64) {
-	total := s.evictedSinceLog.Add(n)
-	now := s.now()
-	last := s.lastEvictionLog.Load()
-	if now-last < int64(evictionLogInterval) || !s.lastEvictionLog.CompareAndSwap(last, now) {
+	total, ok := s.evictionLog.Note(n, s.now())
+	if !ok {
 		return
 	}
-	s.evictedSinceLog.Add(-total)
 	s.logger.Load().Warn("memory session store full: evicted the sessions nearest their expiry",
 		zap.Int64("evicted", total),
 		zap.Int64("max_sessions", s.maxSessions.Load()))

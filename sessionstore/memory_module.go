@@ -77,6 +77,7 @@ func (m *MemoryStore) Cleanup() error {
 	if m.store == nil {
 		return nil
 	}
+	m.store = nil // a second Cleanup must not release the store again
 	_, err := memoryStores.Delete(m.poolKey)
 	return err
 }

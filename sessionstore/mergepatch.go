@@ -14,8 +14,11 @@ import (
 // EmptyData is the canonical form of a session with no keys.
 const EmptyData = "{}"
 
-// errNotObject is returned for JSON that is valid but not an object.
-var errNotObject = errors.New("not a JSON object")
+var (
+	errInvalidJSON = errors.New("invalid JSON")
+	// errNotObject is returned for JSON that is valid but not an object.
+	errNotObject = errors.New("not a JSON object")
+)
 
 // ValidatePatch reports whether patch is usable as a merge patch on session
 // data: a JSON object. Stores rely on patches having passed it.
@@ -82,10 +85,12 @@ func decodeObject(s string) (map[string]any, error) {
 	dec.UseNumber() // keep numbers exactly as written: no float64 rounding
 	var v any
 	if err := dec.Decode(&v); err != nil {
-		return nil, fmt.Errorf("invalid JSON: %w", err)
+		// Not the decoder's message: it quotes the offending character,
+		// and these errors are logged, where session data never goes.
+		return nil, fmt.Errorf("%w at byte %d", errInvalidJSON, dec.InputOffset())
 	}
 	if strings.TrimLeft(s[dec.InputOffset():], " \t\r\n") != "" {
-		return nil, errors.New("invalid JSON: data after the value")
+		return nil, fmt.Errorf("%w: data after the value", errInvalidJSON)
 	}
 	obj, ok := v.(map[string]any)
 	if !ok {
@@ -150,4 +155,43 @@ func writeU(sb *strings.Builder, r rune) {
 		sb.WriteByte('0')
 	}
 	sb.WriteString(h)
+}
+
+// Normalize returns data in a form fit for the X-Session-Data header: data
+// itself when it is already a compact, printable-ASCII JSON object (what
+// caddy-session writes, checked without allocating), or else its canonical
+// form. It fails when data is not a JSON object. Stores that may hold data
+// written by others (sanic_session writes `{"a": 1}` with spaces, and may
+// write raw UTF-8) pass what they load through it.
+func Normalize(data string) (string, error) {
+	if isCompactASCIIObject(data) {
+		return data, nil
+	}
+	return Canonicalize(data)
+}
+
+// isCompactASCIIObject reports whether s is a JSON object with no
+// whitespace outside strings and no byte outside printable ASCII.
+func isCompactASCIIObject(s string) bool {
+	if len(s) < 2 || s[0] != '{' {
+		return false
+	}
+	inString, escaped := false, false
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c > 0x7e {
+			return false
+		}
+		switch {
+		case escaped:
+			escaped = false
+		case inString && c == '\\':
+			escaped = true
+		case c == '"':
+			inString = !inString
+		case !inString && c == ' ':
+			return false
+		}
+	}
+	return json.Valid([]byte(s))
 }
