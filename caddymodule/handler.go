@@ -19,6 +19,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
+	"github.com/caddy-session/caddy-session/internal/throttle"
 	"github.com/caddy-session/caddy-session/sessionstore"
 )
 
@@ -41,6 +42,9 @@ const (
 // so an unchanged session costs one Set-Cookie per tenth of its expiry
 // instead of one per response.
 const renewFraction = 10
+
+// storeErrorLogInterval bounds the store failure log in a flood.
+const storeErrorLogInterval = 10 * time.Second
 
 // Handler gives the requests it handles a session: it keeps the session ID
 // in a cookie and the data in a store, hands both to the next handlers as
@@ -119,7 +123,10 @@ type Handler struct {
 	httpOnly   bool
 	secure     secureMode
 	sameSite   http.SameSite
+	failClosed bool
 	logger     *zap.Logger
+	// storeErrors throttles the log of store failures.
+	storeErrors *throttle.Throttle
 }
 
 // CaddyModule returns the Caddy module information.
@@ -169,6 +176,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("session %q: module %T is not a session store", h.SessionName, mod)
 	}
 	h.store = store
+	if p, ok := store.(sessionstore.FailurePolicy); ok {
+		h.failClosed = p.FailClosed()
+	}
+	h.storeErrors = throttle.New(storeErrorLogInterval)
 	return nil
 }
 
@@ -185,7 +196,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 
 	sess, err := h.loadSession(r)
 	if err != nil {
-		return caddyhttp.Error(http.StatusInternalServerError, err)
+		return err
 	}
 	if sess.cookiePresent && !h.ForwardCookie {
 		removeSessionCookie(r.Header, h.CookieName)
@@ -247,17 +258,19 @@ func (h *Handler) loadSession(r *http.Request) (*session, error) {
 			sess.id, sess.data, sess.isNew, sess.renewed = id, data, false, renewed
 			return sess, nil
 		case errors.Is(err, sessionstore.ErrNotFound):
+		case h.failClosed:
+			h.logStoreError("loading session failed; refusing the request (on_error closed)", id, err)
+			return nil, caddyhttp.Error(http.StatusServiceUnavailable, err)
 		default:
 			sess.storeFailed = true
-			h.logger.Error("loading session failed; serving the request with a new session",
-				zap.String("session_name", h.SessionName),
-				zap.String("session_hash", idHash(id)),
-				zap.Error(err))
+			h.logStoreError("loading session failed; serving the request with a new session", id, err)
 		}
 	}
 	var err error
-	sess.id, err = newID()
-	return sess, err
+	if sess.id, err = newID(); err != nil {
+		return nil, caddyhttp.Error(http.StatusInternalServerError, err)
+	}
+	return sess, nil
 }
 
 // instructions are the changes the upstream asked for in its response.
@@ -328,7 +341,7 @@ func (h *Handler) apply(r *http.Request, hdr http.Header, sess *session, in inst
 	if in.clear {
 		if stored {
 			if err := h.store.Delete(ctx, h.prefix+sess.id); err != nil {
-				h.logStoreError("clearing session", sess.id, err)
+				h.logStoreError("clearing session failed; the stored session is left as it was", sess.id, err)
 			}
 		}
 		// A cleared ID is never used again, even if this response sets
@@ -347,7 +360,7 @@ func (h *Handler) apply(r *http.Request, hdr http.Header, sess *session, in inst
 			case errors.Is(err, sessionstore.ErrNotFound):
 				sess.data, stored = sessionstore.EmptyData, false
 			default:
-				h.logStoreError("regenerating session", oldID, err)
+				h.logStoreError("regenerating session failed; the session keeps its ID", oldID, err)
 				sess.id = oldID // the old entry is still the session
 			}
 		}
@@ -363,7 +376,7 @@ func (h *Handler) apply(r *http.Request, hdr http.Header, sess *session, in inst
 			data, err = h.store.Patch(ctx, h.prefix+sess.id, in.patches, h.expiry, true)
 		}
 		if err != nil {
-			h.logStoreError("saving session changes", sess.id, err)
+			h.logStoreError("saving session changes failed; the stored session is left as it was", sess.id, err)
 		} else {
 			sess.data, stored, changed = data, data != sessionstore.EmptyData, true
 		}
@@ -400,10 +413,18 @@ func (h *Handler) updateCookie(r *http.Request, hdr http.Header, sess *session, 
 	}
 }
 
-func (h *Handler) logStoreError(what, id string, err error) {
-	h.logger.Error(what+" failed; the stored session is left as it was",
+// logStoreError logs a store failure. A store that is down fails every
+// request, so the log is throttled to a line per storeErrorLogInterval,
+// which counts the failures since the last.
+func (h *Handler) logStoreError(msg, id string, err error) {
+	n, ok := h.storeErrors.Note(1, time.Now().UnixNano())
+	if !ok {
+		return
+	}
+	h.logger.Error(msg,
 		zap.String("session_name", h.SessionName),
 		zap.String("session_hash", idHash(id)),
+		zap.Int64("failures_since_last_log", n),
 		zap.Error(err))
 }
 

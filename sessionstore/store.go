@@ -45,3 +45,12 @@ type Store interface {
 	// returns ErrNotFound when oldKey is absent.
 	Rename(ctx context.Context, oldKey, newKey string, ttl time.Duration) error
 }
+
+// FailurePolicy is implemented by stores that can be unreachable, such as
+// a store on another server. When FailClosed is true, a request whose
+// session cannot be loaded is refused with 503 Service Unavailable; when
+// false (and for stores without the method), it is served with a fresh
+// session and nothing is written over the stored one.
+type FailurePolicy interface {
+	FailClosed() bool
+}
