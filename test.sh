@@ -5,9 +5,13 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-# What the tests need beyond Go: curl for the walk-through.
+# What the tests need beyond Go: curl for the walk-throughs, redis-server
+# and redis-cli (with Sentinel) for the Redis store's tests, which start
+# their own servers on free loopback ports.
 need=()
 command -v curl >/dev/null || need+=(curl)
+command -v redis-server >/dev/null || need+=(redis-server)
+command -v redis-cli >/dev/null || need+=(redis-tools)
 if [ ${#need[@]} -gt 0 ]; then
 	echo "installing ${need[*]}"
 	apt-get update -qq && apt-get install -y -qq "${need[@]}"

@@ -87,8 +87,14 @@ func loadCaddyWithGlobals(t *testing.T, upstream *httptest.Server, globals, site
 	if upstream != nil {
 		site = strings.ReplaceAll(site, "{upstream}", strings.TrimPrefix(upstream.URL, "http://"))
 	}
+	return loadCaddyConfig(t, fmt.Sprintf(globalOptions, globals)+"\n:9080 {\n"+site+"\n}\n")
+}
+
+// loadCaddyConfig loads a whole Caddyfile, which must have globalOptions.
+func loadCaddyConfig(t *testing.T, caddyfile string) *caddytest.Tester {
+	t.Helper()
 	tester := caddytest.NewTester(t)
-	tester.InitServer(fmt.Sprintf(globalOptions, globals)+"\n:9080 {\n"+site+"\n}\n", "caddyfile")
+	tester.InitServer(caddyfile, "caddyfile")
 	return tester
 }
 
@@ -111,7 +117,14 @@ func newClient(t *testing.T) *client {
 // what the upstream saw.
 func (c *client) get(path string, header ...string) (*http.Response, seen) {
 	c.t.Helper()
-	req, err := http.NewRequest(http.MethodGet, caddyBase+path, nil)
+	return c.getURL(caddyBase+path, header...)
+}
+
+// getURL is get of a whole URL.
+func (c *client) getURL(rawURL string, header ...string) (*http.Response, seen) {
+	c.t.Helper()
+	path := rawURL
+	req, err := http.NewRequest(http.MethodGet, rawURL, nil)
 	if err != nil {
 		c.t.Fatal(err)
 	}

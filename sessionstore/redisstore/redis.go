@@ -1,0 +1,375 @@
+// Package redisstore is the Redis session store: sessions shared by every
+// Caddy instance that uses the same Redis, kept in the layout of
+// sanic_session's Redis backend.
+package redisstore
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
+	"go.uber.org/zap"
+
+	"github.com/caddy-session/caddy-session/sessionstore"
+)
+
+func init() {
+	caddy.RegisterModule(RedisStore{})
+	// go-redis writes its own notes (a failed dial, a dropped connection)
+	// to stderr through a process-wide logger; send them to Caddy's log
+	// at debug level instead. Failures that matter reach the handler as
+	// errors, which it logs, throttled.
+	redis.SetLogger(goRedisLogger{})
+}
+
+// goRedisLogger passes go-redis's internal log to Caddy's default logger.
+type goRedisLogger struct{}
+
+func (goRedisLogger) Printf(_ context.Context, format string, v ...any) {
+	if ce := caddy.Log().Named("session.redis").Check(zap.DebugLevel, "go-redis"); ce != nil {
+		ce.Write(zap.String("detail", fmt.Sprintf(format, v...)))
+	}
+}
+
+// clients holds the Redis clients by their connection settings, so a config
+// reload reuses the connections instead of dialing anew.
+var clients = caddy.NewUsagePool()
+
+// Defaults for a gateway in front of every request: a slow Redis must not
+// hold requests for long.
+const (
+	defaultDialTimeout  = time.Second
+	defaultReadTimeout  = time.Second
+	defaultWriteTimeout = time.Second
+)
+
+// RedisStore keeps sessions in Redis: one server, a Sentinel-managed
+// primary (with MasterName), or a Redis Cluster (several addresses). Every
+// Caddy instance pointed at the same Redis shares the sessions, and they
+// outlive Caddy restarts.
+//
+// The layout is sanic_session's: key = prefix + ID, value = the session
+// data as JSON text, TTL = the session's expiry. A permanent session (expiry
+// 0) has no TTL; a small marker key beside it, `{<key>}:renewed`, with a
+// TTL of a tenth of the cookie's lifetime, records when its cookie was last
+// renewed.
+type RedisStore struct {
+	// Address lists the Redis servers as URLs, `redis://[user:password@]host:port[/db]`,
+	// or `rediss://...` for TLS, or as plain `host:port`. One address is
+	// one server; several are the seed nodes of a Redis Cluster, or the
+	// Sentinels when MasterName is set. Placeholders such as
+	// {env.REDIS_URL} are replaced at provision.
+	// Default: `redis://127.0.0.1:6379/0`.
+	Address []string `json:"address,omitempty"`
+
+	// Username for Redis ACL authentication; overrides one in the URL.
+	Username string `json:"username,omitempty"`
+
+	// Password for Redis authentication; overrides one in the URL.
+	// Write it as {env.REDIS_PASSWORD} to keep it out of the config.
+	Password string `json:"password,omitempty"`
+
+	// MasterName is the name of the primary that the Sentinels at
+	// Address watch. Set, it makes Address a list of Sentinels.
+	MasterName string `json:"master_name,omitempty"`
+
+	// PoolSize is the most connections per Redis node.
+	// Default: 10 per CPU (go-redis's default).
+	PoolSize int `json:"pool_size,omitempty"`
+
+	// DialTimeout bounds connecting to Redis. Default: 1s.
+	DialTimeout caddy.Duration `json:"dial_timeout,omitempty"`
+
+	// ReadTimeout bounds waiting for a reply. Default: 1s.
+	ReadTimeout caddy.Duration `json:"read_timeout,omitempty"`
+
+	// WriteTimeout bounds sending a command. Default: 1s.
+	WriteTimeout caddy.Duration `json:"write_timeout,omitempty"`
+
+	// TLSCA is a PEM file of the certificate authorities that sign the
+	// Redis servers' certificates, for rediss:// addresses. Default: the
+	// system's roots.
+	TLSCA string `json:"tls_ca,omitempty"`
+
+	// TLSInsecureSkipVerify turns off verification of the servers'
+	// certificates. For tests only. Default: false.
+	TLSInsecureSkipVerify bool `json:"tls_insecure_skip_verify,omitempty"`
+
+	// OnError says what a request gets when Redis cannot be reached or
+	// answers with an error: `open` serves it with a fresh session and
+	// writes nothing over stored data; `closed` answers 503 Service
+	// Unavailable. Default: `open`.
+	OnError string `json:"on_error,omitempty"`
+
+	client  redis.UniversalClient
+	cluster bool
+	poolKey string
+	logger  *zap.Logger
+}
+
+// CaddyModule returns the Caddy module information.
+func (RedisStore) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.session.stores.redis",
+		New: func() caddy.Module { return new(RedisStore) },
+	}
+}
+
+// Provision resolves placeholders, checks the settings, and gets the shared
+// client for them. It does not wait for Redis: Caddy starts while Redis is
+// down, and serves as on_error says until it is back.
+func (s *RedisStore) Provision(ctx caddy.Context) error {
+	s.logger = ctx.Logger()
+	repl := caddy.NewReplacer()
+	for i, a := range s.Address {
+		s.Address[i] = repl.ReplaceAll(a, "")
+	}
+	s.Username = repl.ReplaceAll(s.Username, "")
+	s.Password = repl.ReplaceAll(s.Password, "")
+	s.MasterName = repl.ReplaceAll(s.MasterName, "")
+	s.TLSCA = repl.ReplaceAll(s.TLSCA, "")
+	if len(s.Address) == 0 {
+		s.Address = []string{"redis://127.0.0.1:6379/0"}
+	}
+	if s.OnError == "" {
+		s.OnError = "open"
+	}
+	if err := s.Validate(); err != nil {
+		return err
+	}
+
+	opts, err := s.clientOptions()
+	if err != nil {
+		return err
+	}
+	s.cluster = len(opts.Addrs) > 1 && opts.MasterName == ""
+	s.poolKey, err = settingsKey(opts, s)
+	if err != nil {
+		return err
+	}
+	val, _, err := clients.LoadOrNew(s.poolKey, func() (caddy.Destructor, error) {
+		return &pooledClient{redis.NewUniversalClient(opts)}, nil
+	})
+	if err != nil {
+		return fmt.Errorf("redis store: %w", err)
+	}
+	s.client = val.(*pooledClient).UniversalClient
+
+	// Say early when Redis cannot be reached, without holding up the
+	// config load.
+	go func(client redis.UniversalClient, logger *zap.Logger, timeout time.Duration) {
+		pingCtx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		if err := client.Ping(pingCtx).Err(); err != nil {
+			logger.Warn("redis session store: Redis cannot be reached yet; requests are served as on_error says until it can",
+				zap.Strings("address", redactedAddresses(s.Address)), zap.String("on_error", s.OnError), zap.Error(err))
+		}
+	}(s.client, s.logger, 2*time.Duration(opts.DialTimeout+opts.ReadTimeout))
+	return nil
+}
+
+// Validate checks the settings.
+func (s *RedisStore) Validate() error {
+	switch s.OnError {
+	case "", "open", "closed":
+	default:
+		return fmt.Errorf("redis store: on_error: must be open or closed, got %q", s.OnError)
+	}
+	if s.PoolSize < 0 {
+		return fmt.Errorf("redis store: pool_size: must not be negative, got %d", s.PoolSize)
+	}
+	for name, d := range map[string]caddy.Duration{"dial_timeout": s.DialTimeout, "read_timeout": s.ReadTimeout, "write_timeout": s.WriteTimeout} {
+		if d < 0 {
+			return fmt.Errorf("redis store: %s: must not be negative, got %s", name, time.Duration(d))
+		}
+	}
+	for _, a := range s.Address {
+		if _, err := parseAddress(a); err != nil {
+			return fmt.Errorf("redis store: address %q: %w", redact(a), err)
+		}
+	}
+	return nil
+}
+
+// Cleanup releases this config's use of the client; the last user closes it.
+func (s *RedisStore) Cleanup() error {
+	if s.client == nil {
+		return nil
+	}
+	_, err := clients.Delete(s.poolKey)
+	return err
+}
+
+// FailClosed reports whether a store failure should refuse the request.
+func (s *RedisStore) FailClosed() bool { return s.OnError == "closed" }
+
+// pooledClient makes a client a caddy.Destructor for the usage pool.
+type pooledClient struct{ redis.UniversalClient }
+
+func (c *pooledClient) Destruct() error { return c.Close() }
+
+// address is one parsed entry of Address.
+type address struct {
+	hostPort           string
+	db                 int
+	username, password string
+	tls                bool
+}
+
+func parseAddress(a string) (address, error) {
+	if !strings.Contains(a, "://") {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			return address{}, fmt.Errorf("want redis://host:port, rediss://host:port or host:port: %w", err)
+		}
+		return address{hostPort: a}, nil
+	}
+	u, err := url.Parse(a)
+	if err != nil {
+		// url's error quotes the whole URL, password and all.
+		return address{}, errors.New("not a valid URL")
+	}
+	if u.Scheme != "redis" && u.Scheme != "rediss" {
+		return address{}, fmt.Errorf("scheme must be redis or rediss, got %q", u.Scheme)
+	}
+	o, err := redis.ParseURL(a)
+	if err != nil {
+		return address{}, errors.New(strings.ReplaceAll(err.Error(), a, redact(a)))
+	}
+	return address{hostPort: o.Addr, db: o.DB, username: o.Username, password: o.Password, tls: o.TLSConfig != nil}, nil
+}
+
+// clientOptions turns the settings into go-redis options. Database,
+// credentials and TLS come from the first address; the explicit username
+// and password override them.
+func (s *RedisStore) clientOptions() (*redis.UniversalOptions, error) {
+	var first address
+	addrs := make([]string, 0, len(s.Address))
+	for i, a := range s.Address {
+		pa, err := parseAddress(a)
+		if err != nil {
+			return nil, fmt.Errorf("redis store: address %q: %w", redact(a), err)
+		}
+		if i == 0 {
+			first = pa
+		} else if pa.tls != first.tls {
+			return nil, fmt.Errorf("redis store: address %q: mixes redis:// and rediss://", redact(a))
+		}
+		addrs = append(addrs, pa.hostPort)
+	}
+	if len(addrs) > 1 && s.MasterName == "" && first.db != 0 {
+		return nil, fmt.Errorf("redis store: address: Redis Cluster has only database 0, got %d", first.db)
+	}
+	opts := &redis.UniversalOptions{
+		Addrs:           addrs,
+		DB:              first.db,
+		Username:        first.username,
+		Password:        first.password,
+		MasterName:      s.MasterName,
+		PoolSize:        s.PoolSize,
+		DialTimeout:     durationOr(s.DialTimeout, defaultDialTimeout),
+		ReadTimeout:     durationOr(s.ReadTimeout, defaultReadTimeout),
+		WriteTimeout:    durationOr(s.WriteTimeout, defaultWriteTimeout),
+		DisableIdentity: true,
+		MaintNotificationsConfig: &maintnotifications.Config{
+			Mode: maintnotifications.ModeDisabled,
+		},
+	}
+	if s.Username != "" {
+		opts.Username = s.Username
+	}
+	if s.Password != "" {
+		opts.Password = s.Password
+	}
+	if first.tls || s.TLSCA != "" || s.TLSInsecureSkipVerify {
+		tlsConfig := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: s.TLSInsecureSkipVerify} //nolint:gosec // opt-in, documented as for tests
+		if s.TLSCA != "" {
+			pem, err := os.ReadFile(s.TLSCA)
+			if err != nil {
+				return nil, fmt.Errorf("redis store: tls_ca: %w", err)
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("redis store: tls_ca: no PEM certificate in %s", s.TLSCA)
+			}
+			tlsConfig.RootCAs = pool
+		}
+		opts.TLSConfig = tlsConfig
+	}
+	return opts, nil
+}
+
+// settingsKey identifies a client by everything that shapes its
+// connections; configs with the same key share one client.
+func settingsKey(opts *redis.UniversalOptions, s *RedisStore) (string, error) {
+	b, err := json.Marshal(struct {
+		Addrs                          []string
+		DB                             int
+		Username, Password, MasterName string
+		PoolSize                       int
+		Dial, Read, Write              time.Duration
+		TLS                            bool
+		TLSCA                          string
+		Insecure                       bool
+	}{opts.Addrs, opts.DB, opts.Username, opts.Password, opts.MasterName, opts.PoolSize,
+		opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout, opts.TLSConfig != nil, s.TLSCA, s.TLSInsecureSkipVerify})
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(b)
+	return "redis/" + hex.EncodeToString(sum[:]), nil
+}
+
+func durationOr(d caddy.Duration, def time.Duration) time.Duration {
+	if d == 0 {
+		return def
+	}
+	return time.Duration(d)
+}
+
+// redact hides a password in an address URL, for errors and logs.
+func redact(a string) string {
+	u, err := url.Parse(a)
+	if err != nil {
+		if strings.Contains(a, "@") {
+			return "(an address that is not a URL)"
+		}
+		return a
+	}
+	if u.User == nil {
+		return a
+	}
+	if _, ok := u.User.Password(); ok {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	}
+	return u.String()
+}
+
+func redactedAddresses(as []string) []string {
+	out := make([]string, len(as))
+	for i, a := range as {
+		out[i] = redact(a)
+	}
+	return out
+}
+
+// Interface guards
+var (
+	_ sessionstore.Store = (*RedisStore)(nil)
+	_ caddy.Provisioner  = (*RedisStore)(nil)
+	_ caddy.Validator    = (*RedisStore)(nil)
+	_ caddy.CleanerUpper = (*RedisStore)(nil)
+	_ caddy.Destructor   = (*pooledClient)(nil)
+)

@@ -1,0 +1,421 @@
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+
+	"github.com/caddy-session/caddy-session/internal/redistest"
+	"github.com/caddy-session/caddy-session/sessionstore"
+)
+
+// provision makes a store as Caddy would, released when the test ends.
+func provision(t *testing.T, s *RedisStore) *RedisStore {
+	t.Helper()
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	t.Cleanup(cancel)
+	if err := s.Provision(ctx); err != nil {
+		t.Fatalf("provision: %v", err)
+	}
+	t.Cleanup(func() { _ = s.Cleanup() })
+	return s
+}
+
+var bg = context.Background()
+
+func TestStoreOperations(t *testing.T) {
+	srv := redistest.Start(t)
+	rc := srv.Client()
+	s := provision(t, &RedisStore{Address: []string{srv.URL()}})
+
+	if _, _, err := s.Load(bg, "session:a", time.Hour, 6*time.Minute); !errors.Is(err, sessionstore.ErrNotFound) {
+		t.Fatalf("Load of a missing key: %v, want ErrNotFound", err)
+	}
+	if _, err := s.Patch(bg, "session:a", []string{`{"x":1}`}, time.Hour, false); !errors.Is(err, sessionstore.ErrNotFound) {
+		t.Fatalf("Patch create=false of a missing key: %v", err)
+	}
+	if n := rc.Exists(bg, "session:a").Val(); n != 0 {
+		t.Fatal("Patch create=false wrote the key")
+	}
+
+	data, err := s.Patch(bg, "session:a", []string{`{"user":"ann","n":12345678901234567890}`, `{"é":"ü"}`}, time.Hour, true)
+	if err != nil || data != `{"n":12345678901234567890,"user":"ann","\u00e9":"\u00fc"}` {
+		t.Fatalf("Patch = %q, %v", data, err)
+	}
+	// What is stored is exactly that, with the TTL: sanic_session's layout.
+	if got := rc.Get(bg, "session:a").Val(); got != data {
+		t.Errorf("stored %q, want %q", got, data)
+	}
+	if ttl := rc.TTL(bg, "session:a").Val(); ttl < 59*time.Minute || ttl > time.Hour {
+		t.Errorf("TTL %v, want about 1h", ttl)
+	}
+
+	got, renewed, err := s.Load(bg, "session:a", time.Hour, 6*time.Minute)
+	if err != nil || got != data || renewed {
+		t.Errorf("Load = %q, %v, %v; want the data, not renewed", got, renewed, err)
+	}
+
+	if _, err := s.Patch(bg, "session:a", []string{`{"user":null,"n":null,"é":null}`}, time.Hour, false); err != nil {
+		t.Fatal(err)
+	}
+	if n := rc.Exists(bg, "session:a").Val(); n != 0 {
+		t.Error("a patch that empties the session left the key")
+	}
+
+	if err := s.Delete(bg, "session:missing"); err != nil {
+		t.Errorf("Delete of a missing key: %v", err)
+	}
+}
+
+func TestLoadRenewsTTLOnlyWhenDue(t *testing.T) {
+	srv := redistest.Start(t)
+	rc := srv.Client()
+	s := provision(t, &RedisStore{Address: []string{srv.URL()}})
+	if _, err := s.Patch(bg, "session:r", []string{`{"a":1}`}, 10*time.Second, true); err != nil {
+		t.Fatal(err)
+	}
+
+	// Less than renewAfter since the write: the TTL is left alone.
+	rc.PExpire(bg, "session:r", 9500*time.Millisecond)
+	_, renewed, err := s.Load(bg, "session:r", 10*time.Second, time.Second)
+	if err != nil || renewed {
+		t.Fatalf("Load soon after the write: renewed %v, %v", renewed, err)
+	}
+	if ttl := rc.PTTL(bg, "session:r").Val(); ttl > 9500*time.Millisecond {
+		t.Errorf("TTL %v was moved though not due", ttl)
+	}
+
+	// More than renewAfter since: the TTL slides back to the full expiry.
+	rc.PExpire(bg, "session:r", 8*time.Second)
+	_, renewed, err = s.Load(bg, "session:r", 10*time.Second, time.Second)
+	if err != nil || !renewed {
+		t.Fatalf("Load when due: renewed %v, %v", renewed, err)
+	}
+	if ttl := rc.PTTL(bg, "session:r").Val(); ttl < 9*time.Second {
+		t.Errorf("TTL %v after renewal, want about 10s", ttl)
+	}
+
+	// A key without a TTL (written by hand) gets one.
+	rc.Persist(bg, "session:r")
+	if _, renewed, _ = s.Load(bg, "session:r", 10*time.Second, time.Second); !renewed || rc.PTTL(bg, "session:r").Val() < 0 {
+		t.Errorf("a key without TTL: renewed %v, PTTL %v", renewed, rc.PTTL(bg, "session:r").Val())
+	}
+}
+
+func TestPermanentSessionsHaveNoTTL(t *testing.T) {
+	srv := redistest.Start(t)
+	rc := srv.Client()
+	s := provision(t, &RedisStore{Address: []string{srv.URL()}})
+	if _, err := s.Patch(bg, "session:p", []string{`{"a":1}`}, 0, true); err != nil {
+		t.Fatal(err)
+	}
+	if ttl := rc.TTL(bg, "session:p").Val(); ttl != -1 {
+		t.Errorf("permanent session TTL %v, want none (-1)", ttl)
+	}
+	// The first load renews (sends the cookie) and sets the marker; the
+	// next, within renewAfter, does not.
+	_, renewed, err := s.Load(bg, "session:p", 0, time.Hour)
+	if err != nil || !renewed {
+		t.Fatalf("first load: renewed %v, %v", renewed, err)
+	}
+	if ttl := rc.TTL(bg, "{session:p}:renewed").Val(); ttl <= 0 || ttl > time.Hour {
+		t.Errorf("renewal marker TTL %v", ttl)
+	}
+	if _, renewed, _ = s.Load(bg, "session:p", 0, time.Hour); renewed {
+		t.Error("second load renewed again")
+	}
+	if ttl := rc.TTL(bg, "session:p").Val(); ttl != -1 {
+		t.Errorf("after loads, permanent session TTL %v", ttl)
+	}
+	// A key with a TTL under a permanent config is made permanent.
+	rc.Expire(bg, "session:p", time.Hour)
+	rc.Del(bg, "{session:p}:renewed")
+	if _, _, err := s.Load(bg, "session:p", 0, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if ttl := rc.TTL(bg, "session:p").Val(); ttl != -1 {
+		t.Errorf("TTL %v, want none", ttl)
+	}
+}
+
+func TestSanicSessionLayoutBothWays(t *testing.T) {
+	srv := redistest.Start(t)
+	rc := srv.Client()
+	s := provision(t, &RedisStore{Address: []string{srv.URL()}})
+
+	// What sanic_session writes: SETEX prefix+sid expiry json.dumps(dict),
+	// which has spaces and may hold raw UTF-8.
+	rc.SetEx(bg, "session:0123456789abcdef0123456789abcdef", `{"user": "zoë", "roles": ["a", "b"]}`, time.Hour)
+	data, _, err := s.Load(bg, "session:0123456789abcdef0123456789abcdef", time.Hour, 6*time.Minute)
+	if err != nil || data != `{"roles":["a","b"],"user":"zo\u00eb"}` {
+		t.Fatalf("Load of a sanic_session key = %q, %v", data, err)
+	}
+	if _, err := s.Patch(bg, "session:0123456789abcdef0123456789abcdef", []string{`{"n":1}`}, time.Hour, false); err != nil {
+		t.Fatal(err)
+	}
+	// What it reads: the JSON text under the same key, with a TTL.
+	if got := rc.Get(bg, "session:0123456789abcdef0123456789abcdef").Val(); got != `{"n":1,"roles":["a","b"],"user":"zo\u00eb"}` {
+		t.Errorf("stored %q", got)
+	}
+
+	// Data that is not a JSON object is an error, and stays as it was.
+	rc.Set(bg, "session:bad", `not json`, time.Hour)
+	if _, _, err := s.Load(bg, "session:bad", time.Hour, time.Minute); err == nil || errors.Is(err, sessionstore.ErrNotFound) {
+		t.Errorf("Load of corrupt data: %v, want a store error", err)
+	}
+	if _, err := s.Patch(bg, "session:bad", []string{`{"a":1}`}, time.Hour, false); err == nil {
+		t.Error("Patch over corrupt data succeeded")
+	}
+	if got := rc.Get(bg, "session:bad").Val(); got != "not json" {
+		t.Errorf("corrupt data was overwritten: %q", got)
+	}
+}
+
+func TestRenameMovesKeyAndTTL(t *testing.T) {
+	srv := redistest.Start(t)
+	rc := srv.Client()
+	s := provision(t, &RedisStore{Address: []string{srv.URL()}})
+	if _, err := s.Patch(bg, "session:old", []string{`{"a":1}`}, time.Hour, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Rename(bg, "session:old", "session:new", 2*time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if rc.Exists(bg, "session:old").Val() != 0 {
+		t.Error("the old key is still there")
+	}
+	if got := rc.Get(bg, "session:new").Val(); got != `{"a":1}` {
+		t.Errorf("new key holds %q", got)
+	}
+	if ttl := rc.TTL(bg, "session:new").Val(); ttl < 119*time.Minute {
+		t.Errorf("new key TTL %v, want about 2h", ttl)
+	}
+	if err := s.Rename(bg, "session:gone", "session:x", time.Hour); !errors.Is(err, sessionstore.ErrNotFound) {
+		t.Errorf("Rename of a missing key: %v", err)
+	}
+}
+
+func TestConcurrentPatchesFromTwoClientsLoseNothing(t *testing.T) {
+	srv := redistest.Start(t)
+	// Two stores with different settings: two clients, as two Caddy
+	// instances would have.
+	a := provision(t, &RedisStore{Address: []string{srv.URL()}})
+	b := provision(t, &RedisStore{Address: []string{srv.Addr()}, PoolSize: 4})
+	if a.client == b.client {
+		t.Fatal("want two clients")
+	}
+	if _, err := a.Patch(bg, "session:c", []string{`{"start":true}`}, time.Hour, true); err != nil {
+		t.Fatal(err)
+	}
+	const n = 100
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s := a
+			if i%2 == 1 {
+				s = b
+			}
+			if _, err := s.Patch(bg, "session:c", []string{fmt.Sprintf(`{"k%d":%d}`, i, i)}, time.Hour, false); err != nil {
+				t.Errorf("patch %d: %v", i, err)
+			}
+		}()
+	}
+	wg.Wait()
+	data, _, err := a.Load(bg, "session:c", time.Hour, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < n; i++ {
+		if !strings.Contains(data, fmt.Sprintf(`"k%d":%d`, i, i)) {
+			t.Errorf("k%d lost", i)
+		}
+	}
+}
+
+func TestReloadSharesClient(t *testing.T) {
+	srv := redistest.Start(t)
+	a := provision(t, &RedisStore{Address: []string{srv.URL()}})
+	b := provision(t, &RedisStore{Address: []string{srv.URL()}})
+	if a.client != b.client {
+		t.Error("two configs with the same settings got two clients")
+	}
+	if err := a.Cleanup(); err != nil {
+		t.Fatal(err)
+	}
+	// The other user keeps a working client.
+	if _, err := b.Patch(bg, "session:s", []string{`{"a":1}`}, time.Minute, true); err != nil {
+		t.Errorf("after the first Cleanup: %v", err)
+	}
+}
+
+func TestPlaceholdersResolvedAtProvision(t *testing.T) {
+	srv := redistest.Start(t, "--requirepass", "s3cret")
+	t.Setenv("TEST_REDIS_URL", srv.URL())
+	t.Setenv("TEST_REDIS_PASSWORD", "s3cret")
+	s := provision(t, &RedisStore{Address: []string{"{env.TEST_REDIS_URL}"}, Password: "{env.TEST_REDIS_PASSWORD}"})
+	if _, err := s.Patch(bg, "session:pw", []string{`{"a":1}`}, time.Minute, true); err != nil {
+		t.Errorf("with the password from the environment: %v", err)
+	}
+
+	wrong := provision(t, &RedisStore{Address: []string{srv.URL()}, Password: "wrong"})
+	if _, _, err := wrong.Load(bg, "session:pw", time.Minute, time.Second); err == nil || errors.Is(err, sessionstore.ErrNotFound) {
+		t.Errorf("a wrong password: %v, want an error", err)
+	}
+}
+
+func TestUnreachableRedisIsAnErrorNotNotFound(t *testing.T) {
+	srv := redistest.Start(t)
+	s := provision(t, &RedisStore{Address: []string{srv.URL()}, DialTimeout: caddy.Duration(200 * time.Millisecond)})
+	srv.Kill()
+	if _, _, err := s.Load(bg, "session:x", time.Minute, time.Second); err == nil || errors.Is(err, sessionstore.ErrNotFound) {
+		t.Errorf("Load with Redis down: %v, want an error other than ErrNotFound", err)
+	}
+	if _, err := s.Patch(bg, "session:x", []string{`{"a":1}`}, time.Minute, true); err == nil {
+		t.Error("Patch with Redis down succeeded")
+	}
+	if s.FailClosed() {
+		t.Error("on_error defaults to closed")
+	}
+}
+
+func TestCluster(t *testing.T) {
+	cluster := redistest.StartCluster(t, 3)
+	cc := cluster.Client(t)
+	s := provision(t, &RedisStore{Address: cluster.Addrs()})
+	if !s.cluster {
+		t.Fatal("three addresses did not make a cluster client")
+	}
+	// Keys spread over the slots of all three masters.
+	slotsSeen := map[int64]bool{}
+	for i := 0; i < 60; i++ {
+		key := fmt.Sprintf("session:%032x", i*7919)
+		if _, err := s.Patch(bg, key, []string{fmt.Sprintf(`{"i":%d}`, i)}, time.Hour, true); err != nil {
+			t.Fatalf("patch %s: %v", key, err)
+		}
+		slotsSeen[cc.ClusterKeySlot(bg, key).Val()*3/16384] = true
+		data, _, err := s.Load(bg, key, time.Hour, time.Minute)
+		if err != nil || data != fmt.Sprintf(`{"i":%d}`, i) {
+			t.Errorf("load %s = %q, %v", key, data, err)
+		}
+	}
+	if len(slotsSeen) != 3 {
+		t.Errorf("keys fell in %d of 3 slot ranges", len(slotsSeen))
+	}
+	// Rename across slots, and a permanent session's marker beside it.
+	if err := s.Rename(bg, "session:"+strings.Repeat("1", 32), "session:"+strings.Repeat("2", 32), time.Hour); !errors.Is(err, sessionstore.ErrNotFound) {
+		t.Errorf("Rename of a missing key in a cluster: %v", err)
+	}
+	from, to := fmt.Sprintf("session:%032x", 0), "session:"+strings.Repeat("f", 32)
+	if err := s.Rename(bg, from, to, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if cc.Exists(bg, from).Val() != 0 || cc.Get(bg, to).Val() != `{"i":0}` || cc.TTL(bg, to).Val() < 59*time.Minute {
+		t.Error("Rename in a cluster did not move the key with its TTL")
+	}
+	if _, err := s.Patch(bg, "session:perm", []string{`{"a":1}`}, 0, true); err != nil {
+		t.Fatal(err)
+	}
+	if _, renewed, err := s.Load(bg, "session:perm", 0, time.Hour); err != nil || !renewed {
+		t.Errorf("permanent session in a cluster: renewed %v, %v", renewed, err)
+	}
+}
+
+func TestSentinel(t *testing.T) {
+	master := redistest.Start(t)
+	sentinel := redistest.StartSentinel(t, master, "mymaster")
+	s := provision(t, &RedisStore{Address: []string{sentinel.Addr()}, MasterName: "mymaster"})
+	if _, err := s.Patch(bg, "session:sen", []string{`{"a":1}`}, time.Hour, true); err != nil {
+		t.Fatal(err)
+	}
+	if got := master.Client().Get(bg, "session:sen").Val(); got != `{"a":1}` {
+		t.Errorf("through the Sentinel the master got %q", got)
+	}
+}
+
+func TestCaddyfile(t *testing.T) {
+	tests := []struct {
+		input string
+		want  RedisStore
+		err   string
+	}{
+		{input: `redis`, want: RedisStore{}},
+		{input: `redis {
+			address redis://10.0.0.1:6379/2 rediss://10.0.0.2:6380
+			username u
+			password {env.REDIS_PASSWORD}
+			master_name mymaster
+			pool_size 20
+			dial_timeout 500ms
+			read_timeout 2s
+			write_timeout 1s
+			tls_ca /etc/ca.pem
+			tls_insecure_skip_verify
+			on_error closed
+		}`, want: RedisStore{
+			Address: []string{"redis://10.0.0.1:6379/2", "rediss://10.0.0.2:6380"}, Username: "u", Password: "{env.REDIS_PASSWORD}",
+			MasterName: "mymaster", PoolSize: 20, DialTimeout: caddy.Duration(500 * time.Millisecond), ReadTimeout: caddy.Duration(2 * time.Second),
+			WriteTimeout: caddy.Duration(time.Second), TLSCA: "/etc/ca.pem", TLSInsecureSkipVerify: true, OnError: "closed",
+		}},
+		{input: "redis {\n address http://x:1\n}", err: "address"},
+		{input: "redis {\n address localhost\n}", err: "address"},
+		{input: "redis {\n address\n}", err: "address"},
+		{input: "redis {\n pool_size 0\n}", err: "pool_size"},
+		{input: "redis {\n read_timeout soon\n}", err: "read_timeout"},
+		{input: "redis {\n on_error maybe\n}", err: "on_error"},
+		{input: "redis {\n bogus\n}", err: "bogus"},
+		{input: "redis {\n username a b\n}", err: "username"},
+		{input: "redis {\n username a\n username b\n}", err: "twice"},
+		{input: "redis extra", err: "extra"},
+	}
+	for _, tt := range tests {
+		var s RedisStore
+		err := s.UnmarshalCaddyfile(caddyfile.NewTestDispenser(tt.input))
+		if tt.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.err) || !strings.Contains(err.Error(), ":") {
+				t.Errorf("%q: error %v, want one naming %q and the line", tt.input, err, tt.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%q: %v", tt.input, err)
+			continue
+		}
+		if fmt.Sprint(s) != fmt.Sprint(tt.want) {
+			t.Errorf("%q:\n got %+v\nwant %+v", tt.input, s, tt.want)
+		}
+	}
+}
+
+func TestProvisionErrors(t *testing.T) {
+	for _, tt := range []struct {
+		store RedisStore
+		want  string
+	}{
+		{RedisStore{OnError: "sometimes"}, "on_error"},
+		{RedisStore{Address: []string{"ftp://x:1"}}, "scheme"},
+		{RedisStore{Address: []string{"redis://a:1/1", "redis://b:1/1"}}, "database 0"},
+		{RedisStore{Address: []string{"redis://a:1", "rediss://b:1"}}, "mixes"},
+		{RedisStore{TLSCA: "/nonexistent/ca.pem"}, "tls_ca"},
+		{RedisStore{Address: []string{"redis://user:hunter2@host:bad"}}, "address"},
+	} {
+		ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+		s := tt.store
+		err := s.Provision(ctx)
+		cancel()
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%+v: error %v, want one naming %q", tt.store, err, tt.want)
+		}
+		if err != nil && strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("the error shows the password: %v", err)
+		}
+	}
+}
