@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Runs the README's Quick start as a new user would: builds ./caddy with
-# xcaddy.sh, checks Caddyfile.example with `caddy fmt` and `caddy validate`,
-# runs it, and plays the curl walk-through, checking what each step prints.
+# Runs the README's walk-throughs as a new user would: builds ./caddy with
+# xcaddy.sh, checks the example Caddyfiles with `caddy fmt` and `caddy
+# validate`, runs Caddyfile.example and plays the Quick start's curl steps,
+# then runs two instances of Caddyfile.redis.example on one redis-server and
+# plays the Redis section's steps, checking what each prints.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,20 +20,40 @@ $3"; fi
 ./xcaddy.sh build
 ./caddy list-modules | grep -qx 'http.handlers.session' || fail "module http.handlers.session missing from ./caddy"
 ./caddy list-modules | grep -qx 'http.session.stores.memory' || fail "module http.session.stores.memory missing from ./caddy"
+./caddy list-modules | grep -qx 'http.session.stores.redis' || fail "module http.session.stores.redis missing from ./caddy"
 
-./caddy fmt Caddyfile.example | diff -u Caddyfile.example - || fail "caddy fmt would change Caddyfile.example"
-./caddy validate --config Caddyfile.example --adapter caddyfile || fail "caddy validate Caddyfile.example"
-
-work=$(mktemp -d)
-log="$work/caddy.log"
-./caddy run --config Caddyfile.example --adapter caddyfile >"$log" 2>&1 &
-caddy_pid=$!
-trap 'kill $caddy_pid 2>/dev/null || true; wait $caddy_pid 2>/dev/null || true; rm -rf "$work"' EXIT
-for _ in $(seq 1 100); do
-	curl -s -o /dev/null localhost:8080/ && break
-	kill -0 $caddy_pid 2>/dev/null || { cat "$log"; fail "caddy exited"; }
-	sleep 0.1
+for f in Caddyfile.example Caddyfile.redis.example; do
+	./caddy fmt "$f" | diff -u "$f" - || fail "caddy fmt would change $f"
+	./caddy validate --config "$f" --adapter caddyfile || fail "caddy validate $f"
 done
+
+top=$(pwd)
+work=$(mktemp -d)
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+# start <log> <url> <command...>: runs a server in the background and waits
+# until url answers.
+start() {
+	local log=$1 url=$2
+	shift 2
+	"$@" >"$log" 2>&1 &
+	pids+=($!)
+	for _ in $(seq 1 100); do
+		curl -s -o /dev/null "$url" && return 0
+		kill -0 "${pids[-1]}" 2>/dev/null || { cat "$log"; fail "$* exited"; }
+		sleep 0.1
+	done
+	cat "$log"
+	fail "$* does not answer at $url"
+}
+
+start "$work/caddy.log" localhost:8080/ ./caddy run --config Caddyfile.example --adapter caddyfile
 cd "$work"
 
 # The commands below are the README's, in its order.
@@ -71,4 +93,37 @@ refuse "the old ID after logout" "^X-Session-Id: $id" "$out"
 out=$(curl -si 'localhost:8080/login?user=%22x%22')
 expect "a bad user name" '^HTTP/1.1 400' "$out"
 
-echo "walkthrough: ok"
+echo "walkthrough: Quick start ok"
+
+# The Redis section: two instances on one Redis. A free port for Redis, so
+# a Redis already running here is left alone.
+redis_port=$((20000 + RANDOM % 20000))
+redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --dir "$work" >"$work/redis.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 1 100); do redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break; sleep 0.1; done
+redis-cli -p "$redis_port" ping >/dev/null || { cat "$work/redis.log"; fail "redis-server does not answer"; }
+export REDIS_URL="redis://127.0.0.1:$redis_port/0"
+cd "$top"
+# The commands below are the README's.
+start "$work/a.log" localhost:8081/ env PORT=8081 APP_PORT=9001 ADMIN_PORT=2020 ./caddy run --config Caddyfile.redis.example
+start "$work/b.log" localhost:8082/ env PORT=8082 APP_PORT=9002 ADMIN_PORT=2021 ./caddy run --config Caddyfile.redis.example
+cd "$work"
+rm -f cookies.txt
+
+out=$(curl -s -c cookies.txt -b cookies.txt 'localhost:8081/login?user=alice')
+expect "login on 8081" '^logged in as alice on :8081' "$out"
+out=$(curl -s -b cookies.txt localhost:8082/)
+expect "visit on 8082" '^served by :8082' "$out"
+expect "visit on 8082" '^X-Session-New: false' "$out"
+expect "visit on 8082" '^X-Session-Data: \{"user":"alice"\}' "$out"
+id=$(sed -n 's/^X-Session-Id: //p' <<<"$out")
+out=$(redis-cli -p "$redis_port" --raw get "session:$id")
+expect "the key in Redis" '^\{"user":"alice"\}$' "$out"
+out=$(redis-cli -p "$redis_port" ttl "session:$id")
+expect "its TTL" '^259[0-9]{4}$' "$out"
+out=$(curl -s -c cookies.txt -b cookies.txt localhost:8082/logout)
+expect "logout on 8082" '^logged out on :8082' "$out"
+out=$(curl -s -b cookies.txt localhost:8081/)
+expect "after logout, on 8081" '^X-Session-New: true' "$out"
+
+echo "walkthrough: Redis ok"
