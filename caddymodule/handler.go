@@ -127,6 +127,8 @@ type Handler struct {
 	logger     *zap.Logger
 	// storeErrors throttles the log of store failures.
 	storeErrors *throttle.Throttle
+	registry    *registry
+	metrics     *handlerMetrics
 }
 
 // CaddyModule returns the Caddy module information.
@@ -180,7 +182,33 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.failClosed = p.FailClosed()
 	}
 	h.storeErrors = throttle.New(storeErrorLogInterval)
+
+	reg, err := acquireRegistry()
+	if err != nil {
+		return err
+	}
+	h.registry = reg
+	if err := reg.metrics.register(ctx.GetMetricsRegistry()); err != nil {
+		return err
+	}
+	h.metrics = reg.metrics.forHandler(h.SessionName, backendName(store))
+	reg.add(h)
+	if n, ok := store.(sessionstore.RemovalNotifier); ok {
+		id := storeIdentity(store)
+		n.NotifyRemovals(func(key, reason string) { reg.storeRemoved(id, key, reason) })
+	}
 	return nil
+}
+
+// Cleanup takes the handler out of the registry. The store module is a
+// guest module: Caddy cleans it up on its own.
+func (h *Handler) Cleanup() error {
+	if h.registry == nil {
+		return nil
+	}
+	h.registry.remove(h)
+	h.registry = nil
+	return releaseRegistry()
 }
 
 // Validate judges the configuration; Provision has applied the defaults.
@@ -251,13 +279,19 @@ type session struct {
 func (h *Handler) loadSession(r *http.Request) (*session, error) {
 	id, present := readSessionCookie(r.Header, h.CookieName)
 	sess := &session{data: sessionstore.EmptyData, isNew: true, clientID: id, cookiePresent: present}
+	if present && id == "" {
+		h.metrics.rejectedMalformed.Inc()
+	}
 	if id != "" {
+		start := time.Now()
 		data, renewed, err := h.store.Load(r.Context(), h.prefix+id, h.expiry, h.renewAfter)
+		h.metrics.storeOp(opLoad, start, err)
 		switch {
 		case err == nil:
 			sess.id, sess.data, sess.isNew, sess.renewed = id, data, false, renewed
 			return sess, nil
 		case errors.Is(err, sessionstore.ErrNotFound):
+			h.metrics.rejectedUnknown.Inc()
 		case h.failClosed:
 			h.logStoreError("loading session failed; refusing the request (on_error closed)", id, err)
 			return nil, caddyhttp.Error(http.StatusServiceUnavailable, err)
@@ -337,52 +371,90 @@ func (h *Handler) apply(r *http.Request, hdr http.Header, sess *session, in inst
 	ctx := context.WithoutCancel(r.Context()) // the client leaving must not tear a write
 	stored := !sess.isNew
 	changed := false
-
 	if in.clear {
-		if stored {
-			if err := h.store.Delete(ctx, h.prefix+sess.id); err != nil {
-				h.logStoreError("clearing session failed; the stored session is left as it was", sess.id, err)
-			}
-		}
-		// A cleared ID is never used again, even if this response sets
-		// new data.
-		sess.data, stored = sessionstore.EmptyData, false
-		h.renewID(sess)
+		stored = h.clear(ctx, sess, stored)
 	}
-
 	if in.regenerate && !in.clear {
-		oldID := sess.id
-		h.renewID(sess)
-		if stored {
-			err := h.store.Rename(ctx, h.prefix+oldID, h.prefix+sess.id, h.expiry)
-			switch {
-			case err == nil:
-			case errors.Is(err, sessionstore.ErrNotFound):
-				sess.data, stored = sessionstore.EmptyData, false
-			default:
-				h.logStoreError("regenerating session failed; the session keeps its ID", oldID, err)
-				sess.id = oldID // the old entry is still the session
-			}
-		}
+		stored = h.regenerate(ctx, sess, stored)
 	}
-
 	if len(in.patches) > 0 {
-		data, err := h.store.Patch(ctx, h.prefix+sess.id, in.patches, h.expiry, !stored)
-		if errors.Is(err, sessionstore.ErrNotFound) {
-			// The session ended (expired, or cleared by a concurrent
-			// request) since this request loaded it: the changes start
-			// a new session rather than bring the old ID back.
-			h.renewID(sess)
-			data, err = h.store.Patch(ctx, h.prefix+sess.id, in.patches, h.expiry, true)
-		}
+		stored, changed = h.patch(ctx, sess, stored, in.patches)
+	}
+	h.updateCookie(r, hdr, sess, stored, changed)
+}
+
+// clear empties the session and deletes its entry. A cleared ID is never
+// used again, even if the same response sets new data.
+func (h *Handler) clear(ctx context.Context, sess *session, stored bool) bool {
+	if stored {
+		start := time.Now()
+		err := h.store.Delete(ctx, h.prefix+sess.id)
+		h.metrics.storeOp(opDelete, start, err)
 		if err != nil {
-			h.logStoreError("saving session changes failed; the stored session is left as it was", sess.id, err)
+			h.logStoreError("clearing session failed; the stored session is left as it was", sess.id, err)
 		} else {
-			sess.data, stored, changed = data, data != sessionstore.EmptyData, true
+			h.metrics.destroyed(destroyedCleared)
+			h.logEvent("session cleared", sess.id)
 		}
 	}
+	sess.data = sessionstore.EmptyData
+	h.renewID(sess)
+	return false
+}
 
-	h.updateCookie(r, hdr, sess, stored, changed)
+// regenerate gives the session a new ID; a stored session's entry moves to
+// it in one step.
+func (h *Handler) regenerate(ctx context.Context, sess *session, stored bool) bool {
+	oldID := sess.id
+	h.renewID(sess)
+	if !stored {
+		return false
+	}
+	start := time.Now()
+	err := h.store.Rename(ctx, h.prefix+oldID, h.prefix+sess.id, h.expiry)
+	h.metrics.storeOp(opRename, start, err)
+	switch {
+	case err == nil:
+		h.metrics.destroyed(destroyedRegenerated)
+		h.logEvent("session regenerated", oldID, zap.String("new_session_hash", idHash(sess.id)))
+		return true
+	case errors.Is(err, sessionstore.ErrNotFound):
+		sess.data = sessionstore.EmptyData
+		return false
+	default:
+		h.logStoreError("regenerating session failed; the session keeps its ID", oldID, err)
+		sess.id = oldID // the old entry is still the session
+		return true
+	}
+}
+
+// patch applies the merge patches to the stored data and reports whether
+// the session is stored afterwards and whether it changed.
+func (h *Handler) patch(ctx context.Context, sess *session, stored bool, patches []string) (nowStored, changed bool) {
+	start := time.Now()
+	data, err := h.store.Patch(ctx, h.prefix+sess.id, patches, h.expiry, !stored)
+	h.metrics.storeOp(opPatch, start, err)
+	if errors.Is(err, sessionstore.ErrNotFound) {
+		// The session ended (expired, or cleared by a concurrent
+		// request) since this request loaded it: the changes start a
+		// new session rather than bring the old ID back.
+		stored = false
+		h.renewID(sess)
+		start = time.Now()
+		data, err = h.store.Patch(ctx, h.prefix+sess.id, patches, h.expiry, true)
+		h.metrics.storeOp(opPatch, start, err)
+	}
+	if err != nil {
+		h.logStoreError("saving session changes failed; the stored session is left as it was", sess.id, err)
+		return stored, false
+	}
+	sess.data = data
+	nowStored = data != sessionstore.EmptyData
+	if nowStored && !stored {
+		h.metrics.created.Inc()
+		h.logEvent("session created", sess.id)
+	}
+	return nowStored, true
 }
 
 // renewID gives the session a fresh ID. If the random source fails, the old
@@ -416,6 +488,14 @@ func (h *Handler) updateCookie(r *http.Request, hdr http.Header, sess *session, 
 // logStoreError logs a store failure. A store that is down fails every
 // request, so the log is throttled to a line per storeErrorLogInterval,
 // which counts the failures since the last.
+// logEvent logs a session's lifecycle event at debug level, naming the
+// session by a hash of its ID.
+func (h *Handler) logEvent(msg, id string, fields ...zap.Field) {
+	if ce := h.logger.Check(zap.DebugLevel, msg); ce != nil {
+		ce.Write(append(fields, zap.String("session_name", h.SessionName), zap.String("session_hash", idHash(id)))...)
+	}
+}
+
 func (h *Handler) logStoreError(msg, id string, err error) {
 	n, ok := h.storeErrors.Note(1, time.Now().UnixNano())
 	if !ok {
@@ -505,6 +585,7 @@ func (sw *sessionWriter) finish() {
 var (
 	_ caddy.Provisioner           = (*Handler)(nil)
 	_ caddy.Validator             = (*Handler)(nil)
+	_ caddy.CleanerUpper          = (*Handler)(nil)
 	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
 	_ http.Flusher                = (*sessionWriter)(nil)
 	_ io.ReaderFrom               = (*sessionWriter)(nil)

@@ -24,6 +24,9 @@ const (
 	// defaultSweepInterval is how often expired entries are dropped.
 	defaultSweepInterval = time.Minute
 
+	// defaultPersistInterval is how often a store with a file saves.
+	defaultPersistInterval = time.Minute
+
 	// sweepBatch bounds how many entries one lock hold of the sweeper
 	// removes, so a mass expiry never stalls requests of that shard.
 	sweepBatch = 1024
@@ -46,9 +49,15 @@ type memStore struct {
 
 	logger      atomic.Pointer[zap.Logger]
 	evictionLog *throttle.Throttle
+	onRemove    atomic.Pointer[func(key, reason string)]
 
-	stop      chan struct{}
-	sweepDone chan struct{}
+	// version counts changes, so a save can tell when nothing changed.
+	version atomic.Uint64
+	persist persister
+
+	stop        chan struct{}
+	sweepDone   chan struct{}
+	persistDone chan struct{}
 }
 
 type memShard struct {
@@ -81,19 +90,32 @@ func (e *memEntry) renew(now int64, ttl time.Duration) {
 // newMemStore makes a store and starts its sweeper, which runs every
 // sweepInterval until Destruct.
 func newMemStore(maxSessions int, sweepInterval time.Duration, logger *zap.Logger) *memStore {
+	return newPersistentMemStore(maxSessions, sweepInterval, logger, "", 0)
+}
+
+// newPersistentMemStore is newMemStore with a file: the store loads it now,
+// saves to it every persistInterval when it changed, and on Destruct. An
+// empty path is no file.
+func newPersistentMemStore(maxSessions int, sweepInterval time.Duration, logger *zap.Logger, path string, persistInterval time.Duration) *memStore {
 	s := &memStore{
 		seed:        maphash.MakeSeed(),
 		evictionLog: throttle.New(evictionLogInterval),
 		now:         func() int64 { return time.Now().UnixNano() },
 		stop:        make(chan struct{}),
 		sweepDone:   make(chan struct{}),
+		persistDone: make(chan struct{}),
 	}
 	for i := range s.shards {
 		s.shards[i].entries = make(map[string]*memEntry)
 	}
 	s.setMaxSessions(maxSessions)
 	s.setLogger(logger)
+	s.setPersist(path, persistInterval)
+	if path != "" {
+		s.loadPersisted(path)
+	}
 	go s.sweepLoop(sweepInterval)
+	go s.persistLoop()
 	return s
 }
 
@@ -146,7 +168,35 @@ func (s *memStore) Load(_ context.Context, key string, ttl, renewAfter time.Dura
 	}
 	e.renew(now, ttl)
 	sh.heap.fix(e.index)
+	s.version.Add(1)
 	return e.data, true, nil
+}
+
+// Inspect implements Inspector.
+func (s *memStore) Inspect(_ context.Context, key string) (string, time.Duration, error) {
+	sh := s.shard(key)
+	now := s.now()
+	sh.mu.RLock()
+	defer sh.mu.RUnlock()
+	e, ok := sh.entries[key]
+	if !ok || e.expired(now) {
+		return "", 0, ErrNotFound
+	}
+	if e.expires == math.MaxInt64 {
+		return e.data, 0, nil
+	}
+	return e.data, time.Duration(e.expires - now), nil
+}
+
+// notifyRemoved reports removals the store made on its own.
+func (s *memStore) notifyRemoved(keys []string, reason string) {
+	fn := s.onRemove.Load()
+	if fn == nil {
+		return
+	}
+	for _, k := range keys {
+		(*fn)(k, reason)
+	}
 }
 
 // Patch implements Store.
@@ -194,6 +244,7 @@ func (s *memStore) Patch(_ context.Context, key string, patches []string, ttl ti
 		inserted = true
 	}
 	sh.mu.Unlock()
+	s.version.Add(1)
 
 	if inserted {
 		s.enforceCap()
@@ -208,6 +259,7 @@ func (s *memStore) Delete(_ context.Context, key string) error {
 	if e, ok := sh.entries[key]; ok {
 		sh.remove(e)
 		s.count.Add(-1)
+		s.version.Add(1)
 	}
 	sh.mu.Unlock()
 	return nil
@@ -237,6 +289,7 @@ func (s *memStore) Rename(_ context.Context, oldKey, newKey string, ttl time.Dur
 	e.key = newKey
 	e.renew(now, ttl)
 	to.insert(e)
+	s.version.Add(1)
 	return nil
 }
 
@@ -313,7 +366,9 @@ func (s *memStore) evictOne() bool {
 		if top := victim.heap.peek(); top != nil && top.key == key {
 			victim.remove(top)
 			s.count.Add(-1)
+			s.version.Add(1)
 			victim.mu.Unlock()
+			s.notifyRemoved([]string{key}, RemovedEvicted)
 			return true
 		}
 		victim.mu.Unlock()
@@ -352,16 +407,17 @@ func (s *memStore) sweep() int {
 		sh := &s.shards[i]
 		for more := true; more; {
 			now := s.now()
+			var keys []string
 			sh.mu.Lock()
-			n := 0
-			for top := sh.heap.peek(); top != nil && top.expired(now) && n < sweepBatch; top = sh.heap.peek() {
+			for top := sh.heap.peek(); top != nil && top.expired(now) && len(keys) < sweepBatch; top = sh.heap.peek() {
 				sh.remove(top)
-				n++
+				keys = append(keys, top.key)
 			}
-			more = n == sweepBatch
+			more = len(keys) == sweepBatch
 			sh.mu.Unlock()
-			s.count.Add(-int64(n))
-			dropped += n
+			s.count.Add(-int64(len(keys)))
+			dropped += len(keys)
+			s.notifyRemoved(keys, RemovedExpired)
 		}
 	}
 	return dropped
@@ -372,6 +428,11 @@ func (s *memStore) sweep() int {
 func (s *memStore) Destruct() error {
 	close(s.stop)
 	<-s.sweepDone
+	<-s.persistDone
+	if err := s.save(); err != nil {
+		s.logger.Load().Error("saving the memory session store at shutdown failed", zap.Error(err))
+		return err
+	}
 	return nil
 }
 

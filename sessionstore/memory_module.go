@@ -19,8 +19,9 @@ func init() {
 var memoryStores = caddy.NewUsagePool()
 
 // MemoryStore keeps sessions in the memory of the Caddy process. Sessions
-// survive config reloads (every config naming the same store shares it) but
-// not a restart of the process, and are not shared between Caddy instances.
+// survive config reloads (every config naming the same store shares it),
+// and restarts too when Persist names a file; they are not shared between
+// Caddy instances.
 //
 // Reads never return an expired session, and expired sessions are swept in
 // the background every minute. When the store is full, the sessions nearest
@@ -34,6 +35,20 @@ type MemoryStore struct {
 	// would pass it, the session nearest its expiry is evicted.
 	// Default: 1000000.
 	MaxSessions int `json:"max_sessions,omitempty"`
+
+	// Persist is a file where the store saves its sessions, every
+	// PersistInterval when they changed and when it stops, and from which
+	// it loads them when it starts, dropping the expired ones. It is
+	// written atomically (a new file, then renamed over the old), readable
+	// by its owner only. A file that cannot be read is moved aside to
+	// <file>.corrupt-<time>, and the store starts empty. Placeholders such
+	// as {env.STATE_DIR} are replaced. Default: none, sessions live in
+	// memory only.
+	Persist string `json:"persist,omitempty"`
+
+	// PersistInterval is how often the store saves to Persist when its
+	// sessions changed. Default: 1m.
+	PersistInterval caddy.Duration `json:"persist_interval,omitempty"`
 
 	store   *memStore
 	poolKey string
@@ -55,10 +70,17 @@ func (m *MemoryStore) Provision(ctx caddy.Context) error {
 	if m.MaxSessions < 0 {
 		return fmt.Errorf("memory store %q: max_sessions must not be negative, got %d", m.Name, m.MaxSessions)
 	}
+	if m.PersistInterval < 0 {
+		return fmt.Errorf("memory store %q: persist_interval must not be negative", m.Name)
+	}
+	if m.PersistInterval == 0 {
+		m.PersistInterval = caddy.Duration(defaultPersistInterval)
+	}
+	m.Persist = caddy.NewReplacer().ReplaceAll(m.Persist, "")
 	m.poolKey = "memory/" + m.Name
 	logger := ctx.Logger()
 	val, loaded, err := memoryStores.LoadOrNew(m.poolKey, func() (caddy.Destructor, error) {
-		return newMemStore(m.MaxSessions, defaultSweepInterval, logger), nil
+		return newPersistentMemStore(m.MaxSessions, defaultSweepInterval, logger, m.Persist, time.Duration(m.PersistInterval)), nil
 	})
 	if err != nil {
 		return fmt.Errorf("memory store %q: %w", m.Name, err)
@@ -68,6 +90,9 @@ func (m *MemoryStore) Provision(ctx caddy.Context) error {
 		// The newest config's settings win over the one that started it.
 		m.store.setMaxSessions(m.MaxSessions)
 		m.store.setLogger(logger)
+		// A file named only now is written from now on; one that was
+		// running is kept up to date under its new name.
+		m.store.setPersist(m.Persist, time.Duration(m.PersistInterval))
 	}
 	return nil
 }
@@ -102,14 +127,28 @@ func (m *MemoryStore) Rename(ctx context.Context, oldKey, newKey string, ttl tim
 	return m.store.Rename(ctx, oldKey, newKey, ttl)
 }
 
-// Len returns the number of sessions the store holds.
+// Len implements Counter.
 func (m *MemoryStore) Len() int { return m.store.Len() }
+
+// Inspect implements Inspector.
+func (m *MemoryStore) Inspect(ctx context.Context, key string) (string, time.Duration, error) {
+	return m.store.Inspect(ctx, key)
+}
+
+// SharedKey implements Shared: memory stores of one name are one store.
+func (m *MemoryStore) SharedKey() string { return m.poolKey }
+
+// NotifyRemovals implements RemovalNotifier: fn hears of the sessions that
+// expire or are evicted.
+func (m *MemoryStore) NotifyRemovals(fn func(key, reason string)) { m.store.onRemove.Store(&fn) }
 
 // UnmarshalCaddyfile sets up the store from Caddyfile tokens. Syntax:
 //
 //	store memory {
 //		name <name>
 //		max_sessions <n>
+//		persist <file>
+//		persist_interval <duration>
 //	}
 func (m *MemoryStore) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // the module name
@@ -138,6 +177,20 @@ func (m *MemoryStore) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("store memory: max_sessions must be a positive integer, got %q", d.Val())
 			}
 			m.MaxSessions = n
+		case "persist":
+			if !d.NextArg() {
+				return d.Errf("store memory: persist needs a file")
+			}
+			m.Persist = d.Val()
+		case "persist_interval":
+			if !d.NextArg() {
+				return d.Errf("store memory: persist_interval needs a duration")
+			}
+			dur, err := caddy.ParseDuration(d.Val())
+			if err != nil || dur < time.Second {
+				return d.Errf("store memory: persist_interval must be a duration of 1s or more, got %q", d.Val())
+			}
+			m.PersistInterval = caddy.Duration(dur)
 		default:
 			return d.Errf("store memory: unknown option %q", opt)
 		}
@@ -151,6 +204,10 @@ func (m *MemoryStore) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 // Interface guards
 var (
 	_ Store                 = (*MemoryStore)(nil)
+	_ Counter               = (*MemoryStore)(nil)
+	_ Inspector             = (*MemoryStore)(nil)
+	_ Shared                = (*MemoryStore)(nil)
+	_ RemovalNotifier       = (*MemoryStore)(nil)
 	_ caddy.Provisioner     = (*MemoryStore)(nil)
 	_ caddy.CleanerUpper    = (*MemoryStore)(nil)
 	_ caddyfile.Unmarshaler = (*MemoryStore)(nil)

@@ -1454,6 +1454,10 @@ func TestMemoryStoreUnmarshalCaddyfile(t *testing.T) {
 		{"max_sessions twice", "memory {\n\tmax_sessions 1\n\tmax_sessions 2\n}", MemoryStore{}, `option "max_sessions" given twice`},
 		{"name extra argument", "memory {\n\tname a b\n}", MemoryStore{}, `name: unexpected extra argument "b"`},
 		{"max_sessions extra argument", "memory {\n\tmax_sessions 10 20\n}", MemoryStore{}, `max_sessions: unexpected extra argument "20"`},
+		{"persist", "memory {\n\tpersist /var/lib/caddy/s.jsonl\n\tpersist_interval 30s\n}", MemoryStore{Persist: "/var/lib/caddy/s.jsonl", PersistInterval: caddy.Duration(30 * time.Second)}, ""},
+		{"persist no file", "memory {\n\tpersist\n}", MemoryStore{}, "persist needs a file"},
+		{"persist_interval too short", "memory {\n\tpersist_interval 10ms\n}", MemoryStore{}, `persist_interval must be a duration of 1s or more, got "10ms"`},
+		{"persist_interval garbage", "memory {\n\tpersist_interval soon\n}", MemoryStore{}, "persist_interval"},
 		{"argument on module line", `memory extra`, MemoryStore{}, `unexpected argument "extra"`},
 	}
 	for _, tt := range tests {

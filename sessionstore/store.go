@@ -54,3 +54,43 @@ type Store interface {
 type FailurePolicy interface {
 	FailClosed() bool
 }
+
+// The interfaces below are optional: the handler, its metrics and the admin
+// API use them where a store has them.
+
+// Counter is implemented by stores that can count their sessions cheaply.
+type Counter interface {
+	// Len returns the number of sessions held.
+	Len() int
+}
+
+// Inspector is implemented by stores that can read a session without
+// touching its lifetime, for the admin API.
+type Inspector interface {
+	// Inspect returns the data under key and the time left before it
+	// expires, 0 for a permanent entry. A missing or expired entry gives
+	// ErrNotFound.
+	Inspect(ctx context.Context, key string) (data string, ttl time.Duration, err error)
+}
+
+// Shared is implemented by stores whose state several module instances
+// share (across handlers and config reloads). Two stores with the same
+// SharedKey are one store.
+type Shared interface {
+	SharedKey() string
+}
+
+// Removal reasons reported to a RemovalNotifier's function.
+const (
+	RemovedExpired = "expired"
+	RemovedEvicted = "evicted"
+)
+
+// RemovalNotifier is implemented by stores that remove sessions on their
+// own (expiry sweeps, eviction) and can say so.
+type RemovalNotifier interface {
+	// NotifyRemovals makes the store call fn, outside its locks, with the
+	// key and reason of each session it removes on its own. A later call
+	// replaces fn.
+	NotifyRemovals(fn func(key, reason string))
+}

@@ -143,6 +143,37 @@ func (s *RedisStore) Patch(ctx context.Context, key string, patches []string, tt
 	return "", fmt.Errorf("redis: saving session: still contended after %d attempts", maxPatchAttempts)
 }
 
+// Inspect implements sessionstore.Inspector: GET and PTTL in one round
+// trip, the lifetime untouched.
+func (s *RedisStore) Inspect(ctx context.Context, key string) (string, time.Duration, error) {
+	var get *redis.StringCmd
+	var pttl *redis.DurationCmd
+	_, err := s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		get = p.Get(ctx, key)
+		pttl = p.PTTL(ctx, key)
+		return nil
+	})
+	if errors.Is(err, redis.Nil) || errors.Is(get.Err(), redis.Nil) {
+		return "", 0, sessionstore.ErrNotFound
+	}
+	if err != nil {
+		return "", 0, fmt.Errorf("redis: inspecting session: %w", err)
+	}
+	data, err := sessionstore.Normalize(get.Val())
+	if err != nil {
+		return "", 0, fmt.Errorf("redis: stored session data: %w", err)
+	}
+	ttl := pttl.Val()
+	if ttl < 0 {
+		ttl = 0 // no TTL: permanent
+	}
+	return data, ttl, nil
+}
+
+// SharedKey implements sessionstore.Shared: stores with the same
+// connection settings share a client, and one Redis.
+func (s *RedisStore) SharedKey() string { return s.poolKey }
+
 // Delete implements sessionstore.Store.
 func (s *RedisStore) Delete(ctx context.Context, key string) error {
 	if err := s.client.Del(ctx, key).Err(); err != nil {

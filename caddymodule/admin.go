@@ -1,0 +1,177 @@
+package caddymodule
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+
+	"github.com/caddy-session/caddy-session/sessionstore"
+)
+
+func init() {
+	caddy.RegisterModule(adminAPI{})
+}
+
+// adminAPI is a module that serves the session routes of Caddy's admin API:
+//
+//	GET    /session/                    the configured sessions
+//	GET    /session/<session_name>/<id> one session: its data and remaining lifetime
+//	DELETE /session/<session_name>/<id> revoke it: the next request with its
+//	                                    cookie starts a new session
+//
+// Where several handlers share a session_name, the routes act on each
+// store they use.
+type adminAPI struct{}
+
+// CaddyModule returns the Caddy module information.
+func (adminAPI) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "admin.api.session",
+		New: func() caddy.Module { return new(adminAPI) },
+	}
+}
+
+// Routes returns the admin routes.
+func (a adminAPI) Routes() []caddy.AdminRoute {
+	return []caddy.AdminRoute{{Pattern: "/session/", Handler: caddy.AdminHandlerFunc(a.serve)}}
+}
+
+// sessionInfo is one configured session in GET /session/.
+type sessionInfo struct {
+	SessionName string `json:"session_name"`
+	CookieName  string `json:"cookie_name"`
+	Prefix      string `json:"prefix"`
+	Store       string `json:"store"`
+	// Sessions is how many sessions the store holds, where it can count.
+	Sessions *int `json:"sessions,omitempty"`
+}
+
+// storedSession is one store's copy of a session in GET /session/<name>/<id>.
+type storedSession struct {
+	Store  string          `json:"store"`
+	Prefix string          `json:"prefix"`
+	Data   json.RawMessage `json:"data"`
+	// ExpiresIn is the remaining lifetime in seconds; absent for a
+	// permanent session.
+	ExpiresIn *int64 `json:"expires_in,omitempty"`
+}
+
+func (a adminAPI) serve(w http.ResponseWriter, r *http.Request) error {
+	rest := strings.TrimPrefix(r.URL.Path, "/session/")
+	if rest == "" {
+		if r.Method != http.MethodGet {
+			return methodNotAllowed(w, r, http.MethodGet)
+		}
+		return a.list(w)
+	}
+	name, id, ok := strings.Cut(rest, "/")
+	if !ok || name == "" || id == "" || strings.Contains(id, "/") {
+		return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: errors.New("not found: use /session/ or /session/<session_name>/<id>")}
+	}
+	switch r.Method {
+	case http.MethodGet, http.MethodDelete:
+	default:
+		return methodNotAllowed(w, r, http.MethodGet, http.MethodDelete)
+	}
+	var stores []sessionStore
+	if reg := currentRegistry(); reg != nil {
+		stores = reg.stores(name)
+	}
+	if len(stores) == 0 {
+		return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: fmt.Errorf("no session named %q is configured", name)}
+	}
+	if !validID(id) {
+		return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: errors.New("no such session: not a session ID")}
+	}
+	if r.Method == http.MethodGet {
+		return a.get(w, r, name, id, stores)
+	}
+	return a.revoke(w, r, id, stores)
+}
+
+func (adminAPI) list(w http.ResponseWriter) error {
+	out := []sessionInfo{}
+	if reg := currentRegistry(); reg != nil {
+		for _, s := range reg.stores("") {
+			info := sessionInfo{SessionName: s.sessionName, CookieName: s.cookieName, Prefix: s.prefix, Store: s.backend}
+			if c, ok := s.store.(sessionstore.Counter); ok {
+				n := c.Len()
+				info.Sessions = &n
+			}
+			out = append(out, info)
+		}
+	}
+	return writeJSON(w, out)
+}
+
+func (adminAPI) get(w http.ResponseWriter, r *http.Request, name, id string, stores []sessionStore) error {
+	var found []storedSession
+	for _, s := range stores {
+		insp, ok := s.store.(sessionstore.Inspector)
+		if !ok {
+			continue
+		}
+		data, ttl, err := insp.Inspect(r.Context(), s.prefix+id)
+		if errors.Is(err, sessionstore.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return caddy.APIError{HTTPStatus: http.StatusBadGateway, Err: fmt.Errorf("reading the session from store %s: %w", s.backend, err)}
+		}
+		one := storedSession{Store: s.backend, Prefix: s.prefix, Data: json.RawMessage(data)}
+		if ttl > 0 {
+			secs := int64(math.Ceil(ttl.Seconds()))
+			one.ExpiresIn = &secs
+		}
+		found = append(found, one)
+	}
+	if len(found) == 0 {
+		return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: errors.New("no such session")}
+	}
+	return writeJSON(w, map[string]any{"session_name": name, "id": id, "stores": found})
+}
+
+func (adminAPI) revoke(w http.ResponseWriter, r *http.Request, id string, stores []sessionStore) error {
+	revoked := 0
+	for _, s := range stores {
+		if insp, ok := s.store.(sessionstore.Inspector); ok {
+			if _, _, err := insp.Inspect(r.Context(), s.prefix+id); errors.Is(err, sessionstore.ErrNotFound) {
+				continue
+			}
+		}
+		if err := s.store.Delete(r.Context(), s.prefix+id); err != nil {
+			return caddy.APIError{HTTPStatus: http.StatusBadGateway, Err: fmt.Errorf("revoking the session in store %s: %w", s.backend, err)}
+		}
+		revoked++
+		s.handler.metrics.destroyed(destroyedRevoked)
+		s.handler.logEvent("session revoked through the admin API", id)
+	}
+	if revoked == 0 {
+		return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: errors.New("no such session")}
+	}
+	return writeJSON(w, map[string]int{"revoked": revoked})
+}
+
+func methodNotAllowed(w http.ResponseWriter, r *http.Request, allowed ...string) error {
+	w.Header().Set("Allow", strings.Join(allowed, ", "))
+	return caddy.APIError{
+		HTTPStatus: http.StatusMethodNotAllowed,
+		Err:        fmt.Errorf("method %s not allowed; use %s", r.Method, strings.Join(allowed, " or ")),
+	}
+}
+
+func writeJSON(w http.ResponseWriter, v any) error {
+	w.Header().Set("Content-Type", "application/json")
+	if err := json.NewEncoder(w).Encode(v); err != nil {
+		return caddy.APIError{HTTPStatus: http.StatusInternalServerError, Err: err}
+	}
+	return nil
+}
+
+// Interface guards
+var _ caddy.AdminRouter = (*adminAPI)(nil)

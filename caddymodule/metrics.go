@@ -1,0 +1,165 @@
+package caddymodule
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/caddy-session/caddy-session/sessionstore"
+)
+
+// Store operations, as the metrics label them.
+const (
+	opLoad = iota
+	opPatch
+	opDelete
+	opRename
+	opCount
+)
+
+var opNames = [opCount]string{"load", "patch", "delete", "rename"}
+
+// Reasons in caddy_session_destroyed_total and caddy_session_rejected_total.
+const (
+	destroyedCleared     = "cleared"
+	destroyedRegenerated = "regenerated"
+	destroyedRevoked     = "revoked"
+
+	rejectedUnknown   = "unknown"   // a well-formed ID the store does not hold
+	rejectedMalformed = "malformed" // a cookie value that is not an ID
+)
+
+// metrics are the session collectors. They are made once per registry, so
+// their counts survive config reloads, and registered into each config's
+// metrics registry, so they show on Caddy's /metrics like its own. No label
+// ever carries a session ID.
+type metrics struct {
+	created       *prometheus.CounterVec
+	destroyed     *prometheus.CounterVec
+	rejected      *prometheus.CounterVec
+	storeErrors   *prometheus.CounterVec
+	storeDuration *prometheus.HistogramVec
+	active        *activeCollector
+}
+
+func newMetrics(reg *registry) *metrics {
+	const ns, sub = "caddy", "session"
+	return &metrics{
+		created: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "created_total",
+			Help: "Sessions created: first stored with data.",
+		}, []string{"session_name"}),
+		destroyed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "destroyed_total",
+			Help: "Sessions ended, by reason: cleared, expired, evicted, regenerated (the old ID), revoked.",
+		}, []string{"session_name", "reason"}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "rejected_total",
+			Help: "Session cookies refused, by reason: unknown (an ID the store does not hold), malformed.",
+		}, []string{"session_name", "reason"}),
+		storeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "store_errors_total",
+			Help: "Session store operations that failed.",
+		}, []string{"session_name", "operation"}),
+		storeDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: ns, Subsystem: sub, Name: "store_duration_seconds",
+			Help:    "Latency of session store operations.",
+			Buckets: prometheus.ExponentialBuckets(0.00005, 2.5, 12), // 50µs to about 1.2s
+		}, []string{"backend", "operation"}),
+		active: &activeCollector{
+			reg: reg,
+			desc: prometheus.NewDesc("caddy_session_active",
+				"Sessions held, by session_name, where the store can count (a store shared by several session names counts all it holds).",
+				[]string{"session_name"}, nil),
+		},
+	}
+}
+
+// register adds the collectors to a config's registry; a collector that is
+// already there (another handler of the same config) is fine.
+func (m *metrics) register(r prometheus.Registerer) error {
+	for _, c := range []prometheus.Collector{m.created, m.destroyed, m.rejected, m.storeErrors, m.storeDuration, m.active} {
+		if err := r.Register(c); err != nil {
+			var already prometheus.AlreadyRegisteredError
+			if errors.As(err, &already) {
+				continue
+			}
+			return fmt.Errorf("registering session metrics: %w", err)
+		}
+	}
+	return nil
+}
+
+// handlerMetrics are one handler's children of the collectors, looked up
+// once at provision so the request path does no label lookups.
+type handlerMetrics struct {
+	m                 *metrics
+	sessionName       string
+	created           prometheus.Counter
+	rejectedUnknown   prometheus.Counter
+	rejectedMalformed prometheus.Counter
+	storeErrors       [opCount]prometheus.Counter
+	storeDuration     [opCount]prometheus.Observer
+}
+
+func (m *metrics) forHandler(sessionName, backend string) *handlerMetrics {
+	hm := &handlerMetrics{
+		m:                 m,
+		sessionName:       sessionName,
+		created:           m.created.WithLabelValues(sessionName),
+		rejectedUnknown:   m.rejected.WithLabelValues(sessionName, rejectedUnknown),
+		rejectedMalformed: m.rejected.WithLabelValues(sessionName, rejectedMalformed),
+	}
+	for op := range opCount {
+		hm.storeErrors[op] = m.storeErrors.WithLabelValues(sessionName, opNames[op])
+		hm.storeDuration[op] = m.storeDuration.WithLabelValues(backend, opNames[op])
+	}
+	return hm
+}
+
+func (hm *handlerMetrics) destroyed(reason string) {
+	hm.m.destroyed.WithLabelValues(hm.sessionName, reason).Inc()
+}
+
+// storeOp records one store operation that began at start. A session that
+// is not there is an answer, not a failure.
+func (hm *handlerMetrics) storeOp(op int, start time.Time, err error) {
+	hm.storeDuration[op].Observe(time.Since(start).Seconds())
+	if err != nil && !errors.Is(err, sessionstore.ErrNotFound) {
+		hm.storeErrors[op].Inc()
+	}
+}
+
+// activeCollector reports caddy_session_active at scrape time from the
+// stores that can count.
+type activeCollector struct {
+	reg  *registry
+	desc *prometheus.Desc
+}
+
+func (c *activeCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *activeCollector) Collect(ch chan<- prometheus.Metric) {
+	counts := map[string]int{}
+	counted := map[string]map[any]bool{}
+	for _, s := range c.reg.stores("") {
+		counter, ok := s.store.(sessionstore.Counter)
+		if !ok {
+			continue
+		}
+		id := storeIdentity(s.store)
+		if counted[s.sessionName] == nil {
+			counted[s.sessionName] = map[any]bool{}
+		}
+		if counted[s.sessionName][id] {
+			continue // one store under two prefixes: count it once
+		}
+		counted[s.sessionName][id] = true
+		counts[s.sessionName] += counter.Len()
+	}
+	for name, n := range counts {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(n), name)
+	}
+}

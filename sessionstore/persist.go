@@ -1,0 +1,232 @@
+package sessionstore
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// persistFormat names the memory store's file format in its first line.
+const persistFormat = "caddy-session memory store v1"
+
+// persistHeader is the first line of a persist file.
+type persistHeader struct {
+	Format string    `json:"format"`
+	Saved  time.Time `json:"saved"`
+}
+
+// persistEntry is one session in a persist file, one per line.
+type persistEntry struct {
+	Key     string `json:"k"`
+	Data    string `json:"d"`
+	Expires int64  `json:"e,omitempty"` // unix nanoseconds; 0 when permanent
+	Renewed int64  `json:"r"`
+}
+
+// persister saves a memory store to a file every interval, and on Destruct.
+type persister struct {
+	path     atomic.Pointer[string]
+	interval atomic.Int64 // nanoseconds
+	saved    atomic.Uint64
+	mu       sync.Mutex // one save at a time
+}
+
+// setPersist sets where and how often the store saves itself; an empty
+// path turns saving off.
+func (s *memStore) setPersist(path string, interval time.Duration) {
+	s.persist.path.Store(&path)
+	s.persist.interval.Store(int64(interval))
+}
+
+// persistLoop saves the store when it changed and interval has passed since
+// the last save. It ticks every second, so a reload that changes the
+// interval takes effect at once.
+func (s *memStore) persistLoop() {
+	defer close(s.persistDone)
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	last := time.Now()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case now := <-t.C:
+			if now.Sub(last) < time.Duration(s.persist.interval.Load()) {
+				continue
+			}
+			last = now
+			if err := s.save(); err != nil {
+				s.logger.Load().Error("saving the memory session store failed; will try again", zap.Error(err))
+			}
+		}
+	}
+}
+
+// save writes the store to its file when it changed since the last save:
+// to a new file beside it first, then renamed over it, so a crash leaves
+// the old file or the new, never half of one.
+func (s *memStore) save() error {
+	p := s.persist.path.Load()
+	if p == nil || *p == "" {
+		return nil
+	}
+	path := *p
+	s.persist.mu.Lock()
+	defer s.persist.mu.Unlock()
+	version := s.version.Load()
+	if version == s.persist.saved.Load() {
+		if _, err := os.Stat(path); err == nil {
+			return nil // nothing changed since the file was written
+		}
+	}
+
+	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("persist %s: %w", path, err)
+	}
+	defer os.Remove(tmp.Name()) // after the rename, there is nothing to remove
+	if err := tmp.Chmod(0o600); err != nil {
+		tmp.Close()
+		return fmt.Errorf("persist %s: %w", path, err)
+	}
+	w := bufio.NewWriterSize(tmp, 1<<16)
+	enc := json.NewEncoder(w)
+	err = enc.Encode(persistHeader{Format: persistFormat, Saved: time.Now().UTC()})
+	for i := range s.shards {
+		if err != nil {
+			break
+		}
+		err = s.shards[i].writeEntries(enc, s.now())
+	}
+	if err == nil {
+		err = w.Flush()
+	}
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		return fmt.Errorf("persist %s: %w", path, err)
+	}
+	s.persist.saved.Store(version)
+	return nil
+}
+
+// writeEntries encodes the shard's live entries. It copies them under the
+// read lock and writes after, so the disk never holds up requests.
+func (sh *memShard) writeEntries(enc *json.Encoder, now int64) error {
+	sh.mu.RLock()
+	batch := make([]persistEntry, 0, len(sh.entries))
+	for _, e := range sh.entries {
+		if e.expired(now) {
+			continue
+		}
+		pe := persistEntry{Key: e.key, Data: e.data, Renewed: e.renewed}
+		if e.expires != math.MaxInt64 {
+			pe.Expires = e.expires
+		}
+		batch = append(batch, pe)
+	}
+	sh.mu.RUnlock()
+	for i := range batch {
+		if err := enc.Encode(&batch[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// loadPersisted fills a new store from its file, dropping the sessions
+// that expired meanwhile. A missing file is an empty store. A file that
+// cannot be read or parsed is moved aside (path.corrupt-<time>), so that
+// nothing is lost silently, and the store starts empty; either way the
+// problem is logged, never fatal.
+func (s *memStore) loadPersisted(path string) {
+	logger := s.logger.Load()
+	entries, err := readPersisted(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return
+	}
+	if err != nil {
+		aside := fmt.Sprintf("%s.corrupt-%s", path, time.Now().UTC().Format("20060102T150405Z"))
+		if rerr := os.Rename(path, aside); rerr != nil {
+			logger.Error("memory session store: cannot read its file, nor move it aside; starting empty",
+				zap.String("file", path), zap.Error(err), zap.NamedError("rename_error", rerr))
+			return
+		}
+		logger.Error("memory session store: cannot read its file; moved it aside and starting empty",
+			zap.String("file", path), zap.String("moved_to", aside), zap.Error(err))
+		return
+	}
+	now := s.now()
+	loaded, expired := 0, 0
+	for _, pe := range entries {
+		if pe.Expires != 0 && pe.Expires <= now {
+			expired++
+			continue
+		}
+		e := &memEntry{key: pe.Key, data: pe.Data, expires: pe.Expires, renewed: pe.Renewed}
+		if e.expires == 0 {
+			e.expires = math.MaxInt64
+		}
+		sh := s.shard(e.key)
+		sh.mu.Lock()
+		if prev, ok := sh.entries[e.key]; ok {
+			sh.remove(prev)
+			s.count.Add(-1)
+		}
+		sh.insert(e)
+		sh.mu.Unlock()
+		s.count.Add(1)
+		loaded++
+	}
+	s.enforceCap()
+	s.persist.saved.Store(s.version.Load())
+	logger.Info("memory session store: loaded sessions from its file",
+		zap.String("file", path), zap.Int("sessions", loaded), zap.Int("expired_dropped", expired))
+}
+
+// readPersisted parses a whole persist file; any flaw fails it whole.
+func readPersisted(path string) ([]persistEntry, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	dec := json.NewDecoder(bufio.NewReaderSize(f, 1<<16))
+	dec.DisallowUnknownFields()
+	var h persistHeader
+	if err := dec.Decode(&h); err != nil {
+		return nil, fmt.Errorf("header: %w", err)
+	}
+	if h.Format != persistFormat {
+		return nil, fmt.Errorf("header: format %q, want %q", h.Format, persistFormat)
+	}
+	var entries []persistEntry
+	for dec.More() {
+		var pe persistEntry
+		if err := dec.Decode(&pe); err != nil {
+			return nil, fmt.Errorf("session %d: %w", len(entries)+1, err)
+		}
+		if pe.Key == "" || !isCompactASCIIObject(pe.Data) {
+			return nil, fmt.Errorf("session %d: no key, or data that is not a JSON object", len(entries)+1)
+		}
+		entries = append(entries, pe)
+	}
+	return entries, nil
+}
