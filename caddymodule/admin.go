@@ -7,6 +7,7 @@ import (
 	"math"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 
@@ -59,6 +60,11 @@ type storedSession struct {
 	// ExpiresIn is the remaining lifetime in seconds; absent for a
 	// permanent session.
 	ExpiresIn *int64 `json:"expires_in,omitempty"`
+	// Created is when the session was created, where the store keeps it.
+	Created *time.Time `json:"created,omitempty"`
+	// Expiry is the session's own idle expiry in seconds, set by the
+	// upstream (0 for permanent); absent when it has none.
+	Expiry *int64 `json:"expiry,omitempty"`
 }
 
 func (a adminAPI) serve(w http.ResponseWriter, r *http.Request) error {
@@ -116,17 +122,25 @@ func (adminAPI) get(w http.ResponseWriter, r *http.Request, name, id string, sto
 		if !ok {
 			continue
 		}
-		data, ttl, err := insp.Inspect(r.Context(), s.prefix+id)
+		entry, ttl, err := insp.Inspect(r.Context(), s.prefix+id)
 		if errors.Is(err, sessionstore.ErrNotFound) {
 			continue
 		}
 		if err != nil {
 			return caddy.APIError{HTTPStatus: http.StatusBadGateway, Err: fmt.Errorf("reading the session from store %s: %w", s.backend, err)}
 		}
-		one := storedSession{Store: s.backend, Prefix: s.prefix, Data: json.RawMessage(data)}
+		one := storedSession{Store: s.backend, Prefix: s.prefix, Data: json.RawMessage(entry.Data)}
 		if ttl > 0 {
 			secs := int64(math.Ceil(ttl.Seconds()))
 			one.ExpiresIn = &secs
+		}
+		if c := entry.Meta.Created; !c.IsZero() {
+			c = c.UTC()
+			one.Created = &c
+		}
+		if e := entry.Meta.Expiry; e != 0 {
+			secs := int64(max(e, 0) / time.Second)
+			one.Expiry = &secs
 		}
 		found = append(found, one)
 	}

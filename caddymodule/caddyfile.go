@@ -11,6 +11,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/dustin/go-humanize"
 )
 
 func init() {
@@ -41,6 +42,9 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		prefix         <prefix>
 //		session_name   <name>
 //		forward_cookie [true|false]
+//		secret         <secret>...
+//		max_lifetime   <seconds>|<duration>
+//		max_size       <bytes>|<size>
 //		store          <backend> {
 //			<backend options>
 //		}
@@ -164,6 +168,37 @@ func (h *Handler) unmarshalOption(d *caddyfile.Dispenser, seen map[string]bool, 
 				d.Prev()
 			}
 		}
+	case "secret":
+		h.Secrets = nil
+		for d.NextArg() {
+			h.Secrets = append(h.Secrets, d.Val())
+		}
+		if len(h.Secrets) == 0 {
+			return d.Errf("secret needs a value, e.g. {env.SESSION_SECRET}")
+		}
+		if onDirectiveLine {
+			// The rest of the line was taken as secrets: no option may
+			// follow on the directive's line.
+			return nil
+		}
+	case "max_lifetime":
+		if v, err = value(); err != nil {
+			return err
+		}
+		lifetime, perr := parseExpiry(v)
+		if perr != nil {
+			return d.Errf("%s", strings.Replace(perr.Error(), "expiry", "max_lifetime", 1))
+		}
+		h.MaxLifetime = caddy.Duration(lifetime)
+	case "max_size":
+		if v, err = value(); err != nil {
+			return err
+		}
+		size, perr := humanize.ParseBytes(v)
+		if perr != nil || size == 0 || size > 1<<30 {
+			return d.Errf("max_size: want a size such as 8KiB or 1MB, or a number of bytes, from 1 to 1GiB; got %q", v)
+		}
+		h.MaxSize = int(size)
 	case "store":
 		return h.unmarshalStore(d, onDirectiveLine)
 	default:

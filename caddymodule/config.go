@@ -78,6 +78,21 @@ func (h *Handler) checkConfig() error {
 	if h.SessionName != "" && !sessionNamePattern.MatchString(h.SessionName) {
 		return fmt.Errorf("session_name: %q must be letters and digits, in words joined by _ or -", h.SessionName)
 	}
+	switch d := time.Duration(h.MaxLifetime); {
+	case d < 0:
+		return fmt.Errorf("max_lifetime: must not be negative, got %s", d)
+	case d > 0 && d < time.Second:
+		return fmt.Errorf("max_lifetime: %s is under one second", d)
+	}
+	if h.MaxSize < 0 {
+		return fmt.Errorf("max_size: must not be negative, got %d", h.MaxSize)
+	}
+	for i, sec := range h.Secrets {
+		// A placeholder is judged once replaced, at provision.
+		if !strings.Contains(sec, "{") && len(sec) < minSecretLength {
+			return fmt.Errorf("secret %d: must be at least %d bytes; make one with: openssl rand -base64 48", i+1, minSecretLength)
+		}
+	}
 	if h.Prefix != nil && strings.ContainsAny(*h.Prefix, "\x00\r\n") {
 		return fmt.Errorf("prefix: must not contain NUL, CR or LF")
 	}

@@ -158,7 +158,7 @@ func TestCheckExpiry(t *testing.T) {
 		{time.Second, true},
 		{time.Hour, true},
 		{DefaultExpiry, true},
-		{permanentCookieAge, true},
+		{sessionstore.PermanentCookieAge, true},
 		{time.Duration(1<<63-1) / time.Second * time.Second, true},
 		{1, false},
 		{time.Second - 1, false},
@@ -336,7 +336,7 @@ func TestProvisionDefaultsStructLiteral(t *testing.T) {
 	h := mustProvision(t, &Handler{})
 	want := provisioned{
 		CookieName: DefaultCookieName, Path: DefaultPath, SessionName: DefaultSessionName, prefix: DefaultPrefix,
-		expiry: DefaultExpiry, cookieAge: DefaultExpiry, renewAfter: DefaultExpiry / renewFraction,
+		expiry: DefaultExpiry, cookieAge: DefaultExpiry, renewAfter: DefaultExpiry / sessionstore.RenewFraction,
 		httpOnly: true, secure: secureAuto, sameSite: http.SameSiteDefaultMode, idHeader: "X-Session-Id",
 	}
 	if got := provisionedOf(h); got != want {

@@ -13,6 +13,8 @@ const (
 	hdrID         = "Id"         // request: the session ID
 	hdrData       = "Data"       // request: the session data as JSON
 	hdrNew        = "New"        // request: "true" when this request began the session
+	hdrSignature  = "Signature"  // request: with secrets, an HMAC over the above
+	hdrExpiry     = "expiry"     // response: the session's own idle expiry in seconds
 	hdrSet        = "set"        // response: a JSON merge patch for the data
 	hdrClear      = "clear"      // response: "true" empties the session
 	hdrRegenerate = "regenerate" // response: "true" gives the session a new ID
@@ -26,7 +28,7 @@ type contractNames struct {
 	// matchPrefix is headerPrefix lowercased, for case-insensitive matching.
 	matchPrefix string
 
-	idHeader, dataHeader, newHeader string
+	idHeader, dataHeader, newHeader, signatureHeader string
 
 	idPlaceholder, newPlaceholder, dataPlaceholder string
 	// dataKeyPrefix begins the placeholders of single data keys,
@@ -45,6 +47,7 @@ func newContractNames(sessionName string) contractNames {
 		idHeader:        prefix + hdrID,
 		dataHeader:      prefix + hdrData,
 		newHeader:       prefix + hdrNew,
+		signatureHeader: prefix + hdrSignature,
 		idPlaceholder:   ph + "id",
 		newPlaceholder:  ph + "new",
 		dataPlaceholder: ph + "data",

@@ -14,25 +14,25 @@ func TestNewContractNames(t *testing.T) {
 	}{
 		{"session", contractNames{
 			headerPrefix: "X-Session-", matchPrefix: "x-session-",
-			idHeader: "X-Session-Id", dataHeader: "X-Session-Data", newHeader: "X-Session-New",
+			idHeader: "X-Session-Id", dataHeader: "X-Session-Data", newHeader: "X-Session-New", signatureHeader: "X-Session-Signature",
 			idPlaceholder: "http.session.id", newPlaceholder: "http.session.new",
 			dataPlaceholder: "http.session.data", dataKeyPrefix: "http.session.data.",
 		}},
 		{"alt_session", contractNames{
 			headerPrefix: "X-Alt-Session-", matchPrefix: "x-alt-session-",
-			idHeader: "X-Alt-Session-Id", dataHeader: "X-Alt-Session-Data", newHeader: "X-Alt-Session-New",
+			idHeader: "X-Alt-Session-Id", dataHeader: "X-Alt-Session-Data", newHeader: "X-Alt-Session-New", signatureHeader: "X-Alt-Session-Signature",
 			idPlaceholder: "http.alt_session.id", newPlaceholder: "http.alt_session.new",
 			dataPlaceholder: "http.alt_session.data", dataKeyPrefix: "http.alt_session.data.",
 		}},
 		{"alt-session", contractNames{
 			headerPrefix: "X-Alt-Session-", matchPrefix: "x-alt-session-",
-			idHeader: "X-Alt-Session-Id", dataHeader: "X-Alt-Session-Data", newHeader: "X-Alt-Session-New",
+			idHeader: "X-Alt-Session-Id", dataHeader: "X-Alt-Session-Data", newHeader: "X-Alt-Session-New", signatureHeader: "X-Alt-Session-Signature",
 			idPlaceholder: "http.alt-session.id", newPlaceholder: "http.alt-session.new",
 			dataPlaceholder: "http.alt-session.data", dataKeyPrefix: "http.alt-session.data.",
 		}},
 		{"MyApp2", contractNames{
 			headerPrefix: "X-Myapp2-", matchPrefix: "x-myapp2-",
-			idHeader: "X-Myapp2-Id", dataHeader: "X-Myapp2-Data", newHeader: "X-Myapp2-New",
+			idHeader: "X-Myapp2-Id", dataHeader: "X-Myapp2-Data", newHeader: "X-Myapp2-New", signatureHeader: "X-Myapp2-Signature",
 			idPlaceholder: "http.MyApp2.id", newPlaceholder: "http.MyApp2.new",
 			dataPlaceholder: "http.MyApp2.data", dataKeyPrefix: "http.MyApp2.data.",
 		}},

@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"encoding/hex"
 	"fmt"
+	"iter"
 	"net/http"
 	"strings"
 	"time"
@@ -14,9 +15,9 @@ import (
 // characters, as sanic_session's uuid4().hex.
 const idLength = 32
 
-// permanentCookieAge is the cookie lifetime of a permanent session (expiry
-// 0): 400 days, the most that browsers keep a cookie.
-const permanentCookieAge = 400 * 24 * time.Hour
+// maxCookieCopies bounds how many cookies of the session's name a request
+// is searched for: a request stuffed with copies costs no more than this.
+const maxCookieCopies = 16
 
 // newID returns a fresh random session ID.
 func newID() (string, error) {
@@ -44,25 +45,41 @@ func validID(s string) bool {
 	return true
 }
 
-// readSessionCookie scans the Cookie headers for cookies named name without
-// parsing the others. It returns the first value that is a well-formed ID,
-// and whether any cookie of that name was present at all.
+// sessionCookieValues yields the values of the cookies named name in the
+// Cookie headers, the first maxCookieCopies of them, without parsing the
+// other cookies. Quotes around a value are dropped, as net/http does.
+func sessionCookieValues(h http.Header, name string) iter.Seq[string] {
+	return func(yield func(string) bool) {
+		seen := 0
+		for _, line := range h["Cookie"] {
+			for line != "" {
+				var part string
+				part, line, _ = strings.Cut(line, ";")
+				k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
+				if !ok || k != name {
+					continue
+				}
+				if len(v) > 1 && v[0] == '"' && v[len(v)-1] == '"' {
+					v = v[1 : len(v)-1]
+				}
+				if !yield(v) {
+					return
+				}
+				if seen++; seen == maxCookieCopies {
+					return
+				}
+			}
+		}
+	}
+}
+
+// readSessionCookie returns the first value of the cookies named name that
+// is a well-formed ID, and whether any cookie of that name was present.
 func readSessionCookie(h http.Header, name string) (id string, present bool) {
-	for _, line := range h["Cookie"] {
-		for line != "" {
-			var part string
-			part, line, _ = strings.Cut(line, ";")
-			k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
-			if !ok || k != name {
-				continue
-			}
-			present = true
-			if len(v) > 1 && v[0] == '"' && v[len(v)-1] == '"' {
-				v = v[1 : len(v)-1]
-			}
-			if validID(v) {
-				return v, true
-			}
+	for v := range sessionCookieValues(h, name) {
+		present = true
+		if validID(v) {
+			return v, true
 		}
 	}
 	return "", present
@@ -95,13 +112,17 @@ func removeSessionCookie(h http.Header, name string) {
 	h["Cookie"] = kept
 }
 
-// sessionCookie is the cookie that carries id to the client.
-func (h *Handler) sessionCookie(r *http.Request, id string, now time.Time) *http.Cookie {
+// sessionCookie is the cookie that carries id to the client, signed when
+// there are secrets, with a lifetime of age.
+func (h *Handler) sessionCookie(r *http.Request, id string, age time.Duration, now time.Time) *http.Cookie {
 	c := h.cookieBase(r)
 	c.Value = id
+	if h.signer != nil {
+		c.Value = h.signer.cookieValue(id)
+	}
 	if !h.SessionCookie {
-		c.MaxAge = int(h.cookieAge / time.Second)
-		c.Expires = now.Add(h.cookieAge).UTC()
+		c.MaxAge = max(int(age/time.Second), 1)
+		c.Expires = now.Add(age).UTC()
 	}
 	return c
 }

@@ -266,7 +266,7 @@ func TestCookies(t *testing.T) {
 			} else {
 				r.TLS = nil
 			}
-			sc := h.sessionCookie(r, id, now)
+			sc := h.sessionCookie(r, id, h.cookieAge, now)
 			dc := h.deletionCookie(r)
 			if got := sc.String(); got != tt.want {
 				t.Errorf("session cookie\n got %s\nwant %s", got, tt.want)
@@ -311,7 +311,7 @@ func TestSessionCookieNow(t *testing.T) {
 		time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC),
 		time.Date(2031, 6, 15, 12, 0, 0, 0, time.FixedZone("UTC-7", -7*3600)),
 	} {
-		c := h.sessionCookie(r, id1, now)
+		c := h.sessionCookie(r, id1, h.cookieAge, now)
 		if !c.Expires.Equal(now.Add(time.Hour)) || c.Expires.Location() != time.UTC {
 			t.Errorf("now %v: Expires %v, want %v in UTC", now, c.Expires, now.Add(time.Hour))
 		}

@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"time"
@@ -36,14 +35,11 @@ const (
 	DefaultSessionName = "session"
 )
 
-// renewFraction sets how often an unchanged session's lifetime is renewed:
-// once at least expiry/renewFraction has passed since the last renewal.
-// Renewing moves the store entry's expiry and re-sends the cookie together,
-// so an unchanged session costs one Set-Cookie per tenth of its expiry
-// instead of one per response.
-const renewFraction = 10
+// DefaultMaxSize is the default limit on a session's data: 8 KiB of JSON.
+const DefaultMaxSize = 8 << 10
 
-// storeErrorLogInterval bounds the store failure log in a flood.
+// storeErrorLogInterval bounds the store failure log, and the log of
+// rejected cookies, in a flood.
 const storeErrorLogInterval = 10 * time.Second
 
 // Handler gives the requests it handles a session: it keeps the session ID
@@ -109,6 +105,26 @@ type Handler struct {
 	// Default: false.
 	ForwardCookie bool `json:"forward_cookie,omitempty"`
 
+	// Secrets sign the session cookie and the session headers sent to the
+	// upstream (X-Session-Signature), with HMAC-SHA256. The first signs;
+	// all verify, so a new secret is put first while cookies signed with
+	// the old keep working until the old is removed. Each must be at least
+	// 32 bytes; write them as {env.SESSION_SECRET} to keep them out of the
+	// config. A cookie whose signature fails is treated as absent, without
+	// a store lookup. Default: none, and the cookie is the bare ID, as
+	// sanic_session's.
+	Secrets []string `json:"secrets,omitempty"`
+
+	// MaxLifetime is an absolute lifetime: a session ends this long after
+	// it was created, however active. The creation time is kept beside the
+	// data (see the README's store layouts). Default: none.
+	MaxLifetime caddy.Duration `json:"max_lifetime,omitempty"`
+
+	// MaxSize is the most bytes of JSON a session's data may hold. A change
+	// from the upstream that would pass it is refused, and the stored data
+	// kept. Default: 8192.
+	MaxSize int `json:"max_size,omitempty"`
+
 	// StoreRaw is the store that keeps the session data, a module in the
 	// `http.session.stores` namespace named by its `backend` field.
 	// Default: `{"backend": "memory"}`.
@@ -124,9 +140,12 @@ type Handler struct {
 	secure     secureMode
 	sameSite   http.SameSite
 	failClosed bool
+	signer     *signer // nil without secrets
 	logger     *zap.Logger
-	// storeErrors throttles the log of store failures.
+	// storeErrors and rejections throttle the logs of store failures and
+	// of refused cookies.
 	storeErrors *throttle.Throttle
+	rejections  *throttle.Throttle
 	registry    *registry
 	metrics     *handlerMetrics
 }
@@ -157,9 +176,24 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 
 	h.prefix = h.effectivePrefix()
 	h.expiry = h.effectiveExpiry()
-	h.cookieAge, h.renewAfter = h.expiry, h.expiry/renewFraction
+	h.cookieAge, h.renewAfter = h.expiry, sessionstore.RenewInterval(h.expiry)
 	if h.expiry == 0 {
-		h.cookieAge, h.renewAfter = permanentCookieAge, permanentCookieAge/renewFraction
+		h.cookieAge = sessionstore.PermanentCookieAge
+	}
+	if h.MaxSize == 0 {
+		h.MaxSize = DefaultMaxSize
+	}
+	if len(h.Secrets) > 0 {
+		repl := caddy.NewReplacer()
+		secrets := make([]string, len(h.Secrets))
+		for i, sec := range h.Secrets {
+			secrets[i] = repl.ReplaceAll(sec, "")
+			if len(secrets[i]) < minSecretLength {
+				// Not the secret itself, nor its length, in the error.
+				return fmt.Errorf("secret %d: shorter than %d bytes (was a placeholder left empty?)", i+1, minSecretLength)
+			}
+		}
+		h.signer = newSigner(secrets, h.CookieName)
 	}
 	h.httpOnly = h.HTTPOnly == nil || *h.HTTPOnly
 	h.secure = h.effectiveSecure()
@@ -182,6 +216,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.failClosed = p.FailClosed()
 	}
 	h.storeErrors = throttle.New(storeErrorLogInterval)
+	h.rejections = throttle.New(storeErrorLogInterval)
 
 	reg, err := acquireRegistry()
 	if err != nil {
@@ -232,6 +267,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	r.Header[h.names.idHeader] = []string{sess.id}
 	r.Header[h.names.dataHeader] = []string{sess.data}
 	r.Header[h.names.newHeader] = []string{boolString(sess.isNew)}
+	if h.signer != nil {
+		r.Header[h.names.signatureHeader] = []string{h.signer.assertion(time.Now().Unix(), sess.id, boolString(sess.isNew), sess.data)}
+	}
 
 	sw := &sessionWriter{
 		ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w},
@@ -271,27 +309,33 @@ type session struct {
 	// storeFailed: the store could not say whether the session exists,
 	// so the client's cookie is left alone.
 	storeFailed bool
+	// meta is what the store keeps beside the data: the creation time
+	// (with max_lifetime) and the session's own expiry.
+	meta sessionstore.Meta
 }
 
 // loadSession reads the session cookie and the stored session it names. A
-// value that is not a well-formed ID, or an ID the store does not hold,
-// never becomes the session's ID: the session starts anew with a random one.
+// value that is not a well-formed (and, with secrets, well-signed) ID, or
+// an ID the store does not hold, never becomes the session's ID: the
+// session starts anew with a random one.
 func (h *Handler) loadSession(r *http.Request) (*session, error) {
-	id, present := readSessionCookie(r.Header, h.CookieName)
+	id, rejected, present := h.readClientID(r.Header)
 	sess := &session{data: sessionstore.EmptyData, isNew: true, clientID: id, cookiePresent: present}
-	if present && id == "" {
-		h.metrics.rejectedMalformed.Inc()
+	if rejected != "" {
+		h.reject(rejected)
 	}
 	if id != "" {
 		start := time.Now()
-		data, renewed, err := h.store.Load(r.Context(), h.prefix+id, h.expiry, h.renewAfter)
+		entry, err := h.store.Load(r.Context(), h.prefix+id, h.expiry, h.renewAfter)
 		h.metrics.storeOp(opLoad, start, err)
 		switch {
+		case err == nil && h.outlived(entry.Meta):
+			h.endOutlived(r.Context(), id)
 		case err == nil:
-			sess.id, sess.data, sess.isNew, sess.renewed = id, data, false, renewed
+			sess.id, sess.data, sess.isNew, sess.renewed, sess.meta = id, entry.Data, false, entry.Renewed, entry.Meta
 			return sess, nil
 		case errors.Is(err, sessionstore.ErrNotFound):
-			h.metrics.rejectedUnknown.Inc()
+			h.reject(rejectedUnknown)
 		case h.failClosed:
 			h.logStoreError("loading session failed; refusing the request (on_error closed)", id, err)
 			return nil, caddyhttp.Error(http.StatusServiceUnavailable, err)
@@ -307,187 +351,60 @@ func (h *Handler) loadSession(r *http.Request) (*session, error) {
 	return sess, nil
 }
 
-// instructions are the changes the upstream asked for in its response.
-type instructions struct {
-	patches    []string
-	clear      bool
-	regenerate bool
-}
-
-// takeInstructions removes every header with the session's prefix from the
-// response, so none reaches the client, and returns the instructions among
-// them. An X-Session-Set that is not a JSON object refuses all patches of
-// the response, leaving the data as it was.
-func (h *Handler) takeInstructions(hdr http.Header) instructions {
-	var in instructions
-	badPatch := false
-	for name, values := range hdr {
-		if !h.names.hasPrefix(name) {
-			continue
-		}
-		delete(hdr, name)
-		switch suffix := h.names.suffix(name); {
-		case equalHeaderName(suffix, hdrSet):
-			for _, v := range values {
-				if err := sessionstore.ValidatePatch(v); err != nil {
-					badPatch = true
-					h.logger.Error("refused "+h.names.headerPrefix+"Set from upstream: the session is left as it was",
-						zap.String("session_name", h.SessionName), zap.Error(err))
-					continue
-				}
-				in.patches = append(in.patches, v)
+// readClientID returns the session ID the request's cookie carries, or why
+// the cookie was refused. With secrets, only a value whose signature holds
+// gives an ID. Only the first few cookies of the name are looked at, and
+// none costs a store lookup.
+func (h *Handler) readClientID(hdr http.Header) (id, rejected string, present bool) {
+	for v := range sessionCookieValues(hdr, h.CookieName) {
+		present = true
+		if h.signer == nil {
+			if validID(v) {
+				return v, "", true
 			}
-		case equalHeaderName(suffix, hdrClear):
-			in.clear = in.clear || h.flag(name, values)
-		case equalHeaderName(suffix, hdrRegenerate):
-			in.regenerate = in.regenerate || h.flag(name, values)
+		} else if id, ok := h.signer.verifyCookie(v); ok {
+			return id, "", true
+		}
+		if rejected == "" {
+			rejected = rejectedMalformed
+			if h.signer != nil && strings.Contains(v, ".") {
+				rejected = rejectedBadSignature
+			}
 		}
 	}
-	if badPatch {
-		in.patches = nil
-	}
-	return in
+	return "", rejected, present
 }
 
-// flag reads a true/false instruction header; anything else is refused.
-func (h *Handler) flag(name string, values []string) bool {
-	on := false
-	for _, v := range values {
-		switch strings.ToLower(strings.TrimSpace(v)) {
-		case "true":
-			on = true
-		case "false":
-		default:
-			h.logger.Error("refused response header from upstream: expected true or false",
-				zap.String("session_name", h.SessionName), zap.String("header", name))
-		}
-	}
-	return on
+// outlived reports whether a session has passed max_lifetime.
+func (h *Handler) outlived(m sessionstore.Meta) bool {
+	return h.MaxLifetime > 0 && !m.Created.IsZero() && time.Since(m.Created) >= time.Duration(h.MaxLifetime)
 }
 
-// apply carries out the upstream's instructions on the session, in the
-// order Clear, Regenerate, Set, and sets or deletes the cookie.
-func (h *Handler) apply(r *http.Request, hdr http.Header, sess *session, in instructions) {
-	ctx := context.WithoutCancel(r.Context()) // the client leaving must not tear a write
-	stored := !sess.isNew
-	changed := false
-	if in.clear {
-		stored = h.clear(ctx, sess, stored)
-	}
-	if in.regenerate && !in.clear {
-		stored = h.regenerate(ctx, sess, stored)
-	}
-	if len(in.patches) > 0 {
-		stored, changed = h.patch(ctx, sess, stored, in.patches)
-	}
-	h.updateCookie(r, hdr, sess, stored, changed)
-}
-
-// clear empties the session and deletes its entry. A cleared ID is never
-// used again, even if the same response sets new data.
-func (h *Handler) clear(ctx context.Context, sess *session, stored bool) bool {
-	if stored {
-		start := time.Now()
-		err := h.store.Delete(ctx, h.prefix+sess.id)
-		h.metrics.storeOp(opDelete, start, err)
-		if err != nil {
-			h.logStoreError("clearing session failed; the stored session is left as it was", sess.id, err)
-		} else {
-			h.metrics.destroyed(destroyedCleared)
-			h.logEvent("session cleared", sess.id)
-		}
-	}
-	sess.data = sessionstore.EmptyData
-	h.renewID(sess)
-	return false
-}
-
-// regenerate gives the session a new ID; a stored session's entry moves to
-// it in one step.
-func (h *Handler) regenerate(ctx context.Context, sess *session, stored bool) bool {
-	oldID := sess.id
-	h.renewID(sess)
-	if !stored {
-		return false
-	}
+// endOutlived deletes a session that has passed max_lifetime.
+func (h *Handler) endOutlived(ctx context.Context, id string) {
 	start := time.Now()
-	err := h.store.Rename(ctx, h.prefix+oldID, h.prefix+sess.id, h.expiry)
-	h.metrics.storeOp(opRename, start, err)
-	switch {
-	case err == nil:
-		h.metrics.destroyed(destroyedRegenerated)
-		h.logEvent("session regenerated", oldID, zap.String("new_session_hash", idHash(sess.id)))
-		return true
-	case errors.Is(err, sessionstore.ErrNotFound):
-		sess.data = sessionstore.EmptyData
-		return false
-	default:
-		h.logStoreError("regenerating session failed; the session keeps its ID", oldID, err)
-		sess.id = oldID // the old entry is still the session
-		return true
-	}
-}
-
-// patch applies the merge patches to the stored data and reports whether
-// the session is stored afterwards and whether it changed.
-func (h *Handler) patch(ctx context.Context, sess *session, stored bool, patches []string) (nowStored, changed bool) {
-	start := time.Now()
-	data, err := h.store.Patch(ctx, h.prefix+sess.id, patches, h.expiry, !stored)
-	h.metrics.storeOp(opPatch, start, err)
-	if errors.Is(err, sessionstore.ErrNotFound) {
-		// The session ended (expired, or cleared by a concurrent
-		// request) since this request loaded it: the changes start a
-		// new session rather than bring the old ID back.
-		stored = false
-		h.renewID(sess)
-		start = time.Now()
-		data, err = h.store.Patch(ctx, h.prefix+sess.id, patches, h.expiry, true)
-		h.metrics.storeOp(opPatch, start, err)
-	}
+	err := h.store.Delete(context.WithoutCancel(ctx), h.prefix+id)
+	h.metrics.storeOp(opDelete, start, err)
 	if err != nil {
-		h.logStoreError("saving session changes failed; the stored session is left as it was", sess.id, err)
-		return stored, false
-	}
-	sess.data = data
-	nowStored = data != sessionstore.EmptyData
-	if nowStored && !stored {
-		h.metrics.created.Inc()
-		h.logEvent("session created", sess.id)
-	}
-	return nowStored, true
-}
-
-// renewID gives the session a fresh ID. If the random source fails, the old
-// ID stays: Caddy cannot run without one, so that does not happen in
-// practice.
-func (h *Handler) renewID(sess *session) {
-	id, err := newID()
-	if err != nil {
-		h.logger.Error("generating session ID failed", zap.Error(err))
+		h.logStoreError("ending a session past max_lifetime failed", id, err)
 		return
 	}
-	sess.id = id
+	h.metrics.destroyed(destroyedExpired)
+	h.logEvent("session ended: max_lifetime reached", id)
 }
 
-// updateCookie sends the cookie when the client's copy is missing, stale
-// or due for renewal, and deletes it when the session ended or never was.
-func (h *Handler) updateCookie(r *http.Request, hdr http.Header, sess *session, stored, changed bool) {
-	switch {
-	case stored:
-		if changed || sess.id != sess.clientID || sess.renewed && !h.SessionCookie {
-			hdr.Add("Set-Cookie", h.sessionCookie(r, sess.id, time.Now()).String())
-		}
-	case sess.cookiePresent && !sess.storeFailed:
-		// The client holds a cookie of a session that is cleared,
-		// unknown, expired or malformed: delete it, so it stops costing
-		// a store lookup on every request.
-		hdr.Add("Set-Cookie", h.deletionCookie(r).String())
+// reject counts a refused cookie, and logs refusals at a bounded rate:
+// many of them are someone probing for session IDs.
+func (h *Handler) reject(reason string) {
+	h.metrics.rejected(reason)
+	if n, ok := h.rejections.Note(1, time.Now().UnixNano()); ok {
+		h.logger.Warn("session cookies refused (unknown, expired, malformed or badly signed IDs)",
+			zap.String("session_name", h.SessionName),
+			zap.String("reason", reason),
+			zap.Int64("refused_since_last_log", n))
 	}
 }
 
-// logStoreError logs a store failure. A store that is down fails every
-// request, so the log is throttled to a line per storeErrorLogInterval,
-// which counts the failures since the last.
 // logEvent logs a session's lifecycle event at debug level, naming the
 // session by a hash of its ID.
 func (h *Handler) logEvent(msg, id string, fields ...zap.Field) {
@@ -496,6 +413,9 @@ func (h *Handler) logEvent(msg, id string, fields ...zap.Field) {
 	}
 }
 
+// logStoreError logs a store failure. A store that is down fails every
+// request, so the log is throttled to a line per storeErrorLogInterval,
+// which counts the failures since the last.
 func (h *Handler) logStoreError(msg, id string, err error) {
 	n, ok := h.storeErrors.Note(1, time.Now().UnixNano())
 	if !ok {
@@ -521,72 +441,10 @@ func boolString(b bool) string {
 	return "false"
 }
 
-// sessionWriter applies the session changes when the response header is
-// written, whichever way that happens: WriteHeader, the first Write,
-// ReadFrom or a Flush.
-type sessionWriter struct {
-	*caddyhttp.ResponseWriterWrapper
-	h           *Handler
-	r           *http.Request
-	sess        *session
-	wroteHeader bool
-	dataFields  map[string]json.RawMessage // parsed on first use by a placeholder
-}
-
-// WriteHeader applies the session changes, then writes the header.
-func (sw *sessionWriter) WriteHeader(status int) {
-	switch {
-	case sw.wroteHeader:
-	case status == http.StatusSwitchingProtocols || status >= 200:
-		sw.wroteHeader = true
-		sw.finish()
-	default:
-		// An informational response (100, 103) goes out with the
-		// headers set at this moment; the final response's come later.
-		sw.h.names.stripPrefixed(sw.Header())
-	}
-	sw.ResponseWriterWrapper.WriteHeader(status)
-}
-
-func (sw *sessionWriter) Write(b []byte) (int, error) {
-	if !sw.wroteHeader {
-		sw.WriteHeader(http.StatusOK)
-	}
-	return sw.ResponseWriterWrapper.Write(b)
-}
-
-// ReadFrom keeps io.Copy from reaching the underlying writer's ReadFrom,
-// which would write the header without us.
-func (sw *sessionWriter) ReadFrom(src io.Reader) (int64, error) {
-	if !sw.wroteHeader {
-		sw.WriteHeader(http.StatusOK)
-	}
-	return sw.ResponseWriterWrapper.ReadFrom(src)
-}
-
-// FlushError is what http.ResponseController calls to flush.
-func (sw *sessionWriter) FlushError() error {
-	if !sw.wroteHeader {
-		sw.WriteHeader(http.StatusOK)
-	}
-	return http.NewResponseController(sw.ResponseWriterWrapper.ResponseWriter).Flush()
-}
-
-// Flush implements http.Flusher for handlers that assert it directly.
-func (sw *sessionWriter) Flush() { _ = sw.FlushError() }
-
-func (sw *sessionWriter) finish() {
-	hdr := sw.Header()
-	sw.h.apply(sw.r, hdr, sw.sess, sw.h.takeInstructions(hdr))
-	sw.dataFields = nil
-}
-
 // Interface guards
 var (
 	_ caddy.Provisioner           = (*Handler)(nil)
 	_ caddy.Validator             = (*Handler)(nil)
 	_ caddy.CleanerUpper          = (*Handler)(nil)
 	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
-	_ http.Flusher                = (*sessionWriter)(nil)
-	_ io.ReaderFrom               = (*sessionWriter)(nil)
 )

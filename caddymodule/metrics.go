@@ -26,9 +26,11 @@ const (
 	destroyedCleared     = "cleared"
 	destroyedRegenerated = "regenerated"
 	destroyedRevoked     = "revoked"
+	destroyedExpired     = sessionstore.RemovedExpired // also: max_lifetime reached
 
-	rejectedUnknown   = "unknown"   // a well-formed ID the store does not hold
-	rejectedMalformed = "malformed" // a cookie value that is not an ID
+	rejectedUnknown      = "unknown"       // a well-formed ID the store does not hold
+	rejectedMalformed    = "malformed"     // a cookie value that is not an ID
+	rejectedBadSignature = "bad_signature" // a signed value whose signature fails
 )
 
 // metrics are the session collectors. They are made once per registry, so
@@ -57,7 +59,7 @@ func newMetrics(reg *registry) *metrics {
 		}, []string{"session_name", "reason"}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "rejected_total",
-			Help: "Session cookies refused, by reason: unknown (an ID the store does not hold), malformed.",
+			Help: "Session cookies refused, by reason: unknown (an ID the store does not hold), malformed, bad_signature.",
 		}, []string{"session_name", "reason"}),
 		storeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "store_errors_total",
@@ -95,22 +97,18 @@ func (m *metrics) register(r prometheus.Registerer) error {
 // handlerMetrics are one handler's children of the collectors, looked up
 // once at provision so the request path does no label lookups.
 type handlerMetrics struct {
-	m                 *metrics
-	sessionName       string
-	created           prometheus.Counter
-	rejectedUnknown   prometheus.Counter
-	rejectedMalformed prometheus.Counter
-	storeErrors       [opCount]prometheus.Counter
-	storeDuration     [opCount]prometheus.Observer
+	m             *metrics
+	sessionName   string
+	created       prometheus.Counter
+	storeErrors   [opCount]prometheus.Counter
+	storeDuration [opCount]prometheus.Observer
 }
 
 func (m *metrics) forHandler(sessionName, backend string) *handlerMetrics {
 	hm := &handlerMetrics{
-		m:                 m,
-		sessionName:       sessionName,
-		created:           m.created.WithLabelValues(sessionName),
-		rejectedUnknown:   m.rejected.WithLabelValues(sessionName, rejectedUnknown),
-		rejectedMalformed: m.rejected.WithLabelValues(sessionName, rejectedMalformed),
+		m:           m,
+		sessionName: sessionName,
+		created:     m.created.WithLabelValues(sessionName),
 	}
 	for op := range opCount {
 		hm.storeErrors[op] = m.storeErrors.WithLabelValues(sessionName, opNames[op])
@@ -119,15 +117,22 @@ func (m *metrics) forHandler(sessionName, backend string) *handlerMetrics {
 	return hm
 }
 
+// rejected counts a refused cookie. Refusals are rare next to requests, so
+// the label lookup is done here.
+func (hm *handlerMetrics) rejected(reason string) {
+	hm.m.rejected.WithLabelValues(hm.sessionName, reason).Inc()
+}
+
 func (hm *handlerMetrics) destroyed(reason string) {
 	hm.m.destroyed.WithLabelValues(hm.sessionName, reason).Inc()
 }
 
 // storeOp records one store operation that began at start. A session that
-// is not there is an answer, not a failure.
+// is not there, or a change refused for its size, is an answer, not a
+// failure.
 func (hm *handlerMetrics) storeOp(op int, start time.Time, err error) {
 	hm.storeDuration[op].Observe(time.Since(start).Seconds())
-	if err != nil && !errors.Is(err, sessionstore.ErrNotFound) {
+	if err != nil && !errors.Is(err, sessionstore.ErrNotFound) && !errors.Is(err, sessionstore.ErrTooLarge) {
 		hm.storeErrors[op].Inc()
 	}
 }

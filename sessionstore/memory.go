@@ -2,6 +2,7 @@ package sessionstore
 
 import (
 	"context"
+	"fmt"
 	"hash/maphash"
 	"math"
 	"sync"
@@ -71,7 +72,27 @@ type memEntry struct {
 	data    string
 	expires int64 // unix nanoseconds; math.MaxInt64 when permanent
 	renewed int64 // unix nanoseconds of the last renewal
+	created int64 // unix nanoseconds; 0 when not recorded
+	own     int64 // the entry's own expiry (Meta.Expiry), 0 when none
 	index   int   // position in the shard's heap
+}
+
+func (e *memEntry) meta() Meta {
+	m := Meta{Expiry: time.Duration(e.own)}
+	if e.created != 0 {
+		m.Created = time.Unix(0, e.created)
+	}
+	return m
+}
+
+// lifetime returns the ttl and renewal interval of the entry, given the
+// handler's.
+func (e *memEntry) lifetime(ttl, renewAfter time.Duration) (time.Duration, time.Duration) {
+	if e.own == 0 {
+		return ttl, renewAfter
+	}
+	t := EffectiveTTL(time.Duration(e.own), ttl)
+	return t, RenewInterval(t)
 }
 
 func (e *memEntry) expired(now int64) bool { return e.expires <= now }
@@ -140,7 +161,7 @@ func (s *memStore) shardIndex(key string) int {
 func (s *memStore) shard(key string) *memShard { return &s.shards[s.shardIndex(key)] }
 
 // Load implements Store.
-func (s *memStore) Load(_ context.Context, key string, ttl, renewAfter time.Duration) (string, bool, error) {
+func (s *memStore) Load(_ context.Context, key string, ttl, renewAfter time.Duration) (Entry, error) {
 	sh := s.shard(key)
 	now := s.now()
 
@@ -148,44 +169,49 @@ func (s *memStore) Load(_ context.Context, key string, ttl, renewAfter time.Dura
 	e, ok := sh.entries[key]
 	if !ok || e.expired(now) {
 		sh.mu.RUnlock()
-		return "", false, ErrNotFound
+		return Entry{}, ErrNotFound
 	}
-	data, due := e.data, now-e.renewed >= int64(renewAfter)
+	_, after := e.lifetime(ttl, renewAfter)
+	entry, due := Entry{Data: e.data, Meta: e.meta()}, now-e.renewed >= int64(after)
 	sh.mu.RUnlock()
 	if !due {
-		return data, false, nil
+		return entry, nil
 	}
 
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	e, ok = sh.entries[key]
 	if !ok || e.expired(now) {
-		return "", false, ErrNotFound
+		return Entry{}, ErrNotFound
 	}
+	entry = Entry{Data: e.data, Meta: e.meta()}
+	t, after := e.lifetime(ttl, renewAfter)
 	// Another request may have renewed it between the two locks.
-	if now-e.renewed < int64(renewAfter) {
-		return e.data, false, nil
+	if now-e.renewed < int64(after) {
+		return entry, nil
 	}
-	e.renew(now, ttl)
+	e.renew(now, t)
 	sh.heap.fix(e.index)
 	s.version.Add(1)
-	return e.data, true, nil
+	entry.Renewed = true
+	return entry, nil
 }
 
 // Inspect implements Inspector.
-func (s *memStore) Inspect(_ context.Context, key string) (string, time.Duration, error) {
+func (s *memStore) Inspect(_ context.Context, key string) (Entry, time.Duration, error) {
 	sh := s.shard(key)
 	now := s.now()
 	sh.mu.RLock()
 	defer sh.mu.RUnlock()
 	e, ok := sh.entries[key]
 	if !ok || e.expired(now) {
-		return "", 0, ErrNotFound
+		return Entry{}, 0, ErrNotFound
 	}
+	entry := Entry{Data: e.data, Meta: e.meta()}
 	if e.expires == math.MaxInt64 {
-		return e.data, 0, nil
+		return entry, 0, nil
 	}
-	return e.data, time.Duration(e.expires - now), nil
+	return entry, time.Duration(e.expires - now), nil
 }
 
 // notifyRemoved reports removals the store made on its own.
@@ -200,7 +226,7 @@ func (s *memStore) notifyRemoved(keys []string, reason string) {
 }
 
 // Patch implements Store.
-func (s *memStore) Patch(_ context.Context, key string, patches []string, ttl time.Duration, create bool) (string, error) {
+func (s *memStore) Patch(_ context.Context, key string, patches []string, opts PatchOptions) (string, error) {
 	sh := s.shard(key)
 	now := s.now()
 
@@ -211,7 +237,7 @@ func (s *memStore) Patch(_ context.Context, key string, patches []string, ttl ti
 		s.count.Add(-1)
 		ok = false
 	}
-	if !ok && !create {
+	if !ok && !opts.Create {
 		sh.mu.Unlock()
 		return "", ErrNotFound
 	}
@@ -222,6 +248,9 @@ func (s *memStore) Patch(_ context.Context, key string, patches []string, ttl ti
 	// The merge runs under the lock: that is what makes concurrent
 	// patches of one session compose instead of overwriting each other.
 	data, err := ApplyPatches(current, patches)
+	if err == nil && opts.MaxSize > 0 && len(data) > opts.MaxSize && data != EmptyData {
+		err = fmt.Errorf("%w: %d bytes, the limit is %d", ErrTooLarge, len(data), opts.MaxSize)
+	}
 	if err != nil {
 		sh.mu.Unlock()
 		return "", err
@@ -232,16 +261,26 @@ func (s *memStore) Patch(_ context.Context, key string, patches []string, ttl ti
 		sh.remove(e)
 		s.count.Add(-1)
 	case data == EmptyData:
-	case ok:
-		e.data = data
-		e.renew(now, ttl)
-		sh.heap.fix(e.index)
 	default:
-		e = &memEntry{key: key, data: data}
+		if !ok {
+			e = &memEntry{key: key}
+		}
+		e.data = data
+		if opts.SetCreated && e.created == 0 {
+			e.created = now
+		}
+		if opts.Expiry != 0 {
+			e.own = int64(opts.Expiry)
+		}
+		ttl, _ := e.lifetime(opts.TTL, 0)
 		e.renew(now, ttl)
-		sh.insert(e)
-		s.count.Add(1)
-		inserted = true
+		if ok {
+			sh.heap.fix(e.index)
+		} else {
+			sh.insert(e)
+			s.count.Add(1)
+			inserted = true
+		}
 	}
 	sh.mu.Unlock()
 	s.version.Add(1)
@@ -287,6 +326,7 @@ func (s *memStore) Rename(_ context.Context, oldKey, newKey string, ttl time.Dur
 		s.count.Add(-1)
 	}
 	e.key = newKey
+	ttl, _ = e.lifetime(ttl, 0)
 	e.renew(now, ttl)
 	to.insert(e)
 	s.version.Add(1)

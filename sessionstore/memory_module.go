@@ -108,13 +108,13 @@ func (m *MemoryStore) Cleanup() error {
 }
 
 // Load implements Store.
-func (m *MemoryStore) Load(ctx context.Context, key string, ttl, renewAfter time.Duration) (string, bool, error) {
+func (m *MemoryStore) Load(ctx context.Context, key string, ttl, renewAfter time.Duration) (Entry, error) {
 	return m.store.Load(ctx, key, ttl, renewAfter)
 }
 
 // Patch implements Store.
-func (m *MemoryStore) Patch(ctx context.Context, key string, patches []string, ttl time.Duration, create bool) (string, error) {
-	return m.store.Patch(ctx, key, patches, ttl, create)
+func (m *MemoryStore) Patch(ctx context.Context, key string, patches []string, opts PatchOptions) (string, error) {
+	return m.store.Patch(ctx, key, patches, opts)
 }
 
 // Delete implements Store.
@@ -131,7 +131,7 @@ func (m *MemoryStore) Rename(ctx context.Context, oldKey, newKey string, ttl tim
 func (m *MemoryStore) Len() int { return m.store.Len() }
 
 // Inspect implements Inspector.
-func (m *MemoryStore) Inspect(ctx context.Context, key string) (string, time.Duration, error) {
+func (m *MemoryStore) Inspect(ctx context.Context, key string) (Entry, time.Duration, error) {
 	return m.store.Inspect(ctx, key)
 }
 

@@ -61,7 +61,7 @@ const forever = time.Duration(math.MaxInt64)
 
 func mustPatch(t *testing.T, s *memStore, key string, ttl time.Duration, patches ...string) string {
 	t.Helper()
-	data, err := s.Patch(bg, key, patches, ttl, true)
+	data, err := s.Patch(bg, key, patches, PatchOptions{TTL: ttl, Create: true})
 	if err != nil {
 		t.Fatalf("Patch(%q, %q): %v", key, patches, err)
 	}
@@ -72,7 +72,7 @@ func mustPatch(t *testing.T, s *memStore, key string, ttl time.Duration, patches
 // is not found.
 func peek(t *testing.T, s *memStore, key string) string {
 	t.Helper()
-	data, renewed, err := s.Load(bg, key, time.Hour, forever)
+	data, renewed, err := unpackLoad(s.Load(bg, key, time.Hour, forever))
 	switch {
 	case errors.Is(err, ErrNotFound):
 		if data != "" || renewed {
@@ -202,7 +202,7 @@ func keysInShards(s *memStore, prefix string, n int, same bool) []string {
 func TestMemLoadMissing(t *testing.T) {
 	s, _ := newTestStore(t, 0)
 	for _, renewAfter := range []time.Duration{0, time.Minute, forever} {
-		data, renewed, err := s.Load(bg, "nope", time.Hour, renewAfter)
+		data, renewed, err := unpackLoad(s.Load(bg, "nope", time.Hour, renewAfter))
 		if !errors.Is(err, ErrNotFound) || data != "" || renewed {
 			t.Errorf("Load(missing, renewAfter %v) = %q, %v, %v; want ErrNotFound", renewAfter, data, renewed, err)
 		}
@@ -212,7 +212,7 @@ func TestMemLoadMissing(t *testing.T) {
 
 func TestMemPatchNoCreate(t *testing.T) {
 	s, _ := newTestStore(t, 0)
-	data, err := s.Patch(bg, "k", []string{`{"a":1}`}, time.Hour, false)
+	data, err := s.Patch(bg, "k", []string{`{"a":1}`}, PatchOptions{TTL: time.Hour, Create: false})
 	if !errors.Is(err, ErrNotFound) || data != "" {
 		t.Fatalf("Patch(missing, create=false) = %q, %v; want ErrNotFound", data, err)
 	}
@@ -222,7 +222,7 @@ func TestMemPatchNoCreate(t *testing.T) {
 
 	// On an existing key it patches.
 	mustPatch(t, s, "k", time.Hour, `{"a":1}`)
-	data, err = s.Patch(bg, "k", []string{`{"b":2}`}, time.Hour, false)
+	data, err = s.Patch(bg, "k", []string{`{"b":2}`}, PatchOptions{TTL: time.Hour, Create: false})
 	if err != nil || data != `{"a":1,"b":2}` {
 		t.Fatalf("Patch(existing, create=false) = %q, %v", data, err)
 	}
@@ -232,7 +232,7 @@ func TestMemPatchNoCreate(t *testing.T) {
 	if err := s.Delete(bg, "k"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Patch(bg, "k", []string{`{"a":1}`}, time.Hour, false); !errors.Is(err, ErrNotFound) {
+	if _, err := s.Patch(bg, "k", []string{`{"a":1}`}, PatchOptions{TTL: time.Hour, Create: false}); !errors.Is(err, ErrNotFound) {
 		t.Errorf("Patch(deleted, create=false) = %v, want ErrNotFound", err)
 	}
 	wantLen(t, s, 0)
@@ -285,10 +285,10 @@ func TestMemPatchInvalidChangesNothing(t *testing.T) {
 	mustPatch(t, s, "k", time.Hour, `{"a":1}`)
 	before, _ := entryOf(s, "k")
 	for _, bad := range [][]string{{`[1]`}, {`{"b":2}`, `nope`}, {`{} x`}} {
-		if data, err := s.Patch(bg, "k", bad, 2*time.Hour, true); err == nil {
+		if data, err := s.Patch(bg, "k", bad, PatchOptions{TTL: 2 * time.Hour, Create: true}); err == nil {
 			t.Errorf("Patch(%q) = %q, want error", bad, data)
 		}
-		if data, err := s.Patch(bg, "new", bad, time.Hour, true); err == nil {
+		if data, err := s.Patch(bg, "new", bad, PatchOptions{TTL: time.Hour, Create: true}); err == nil {
 			t.Errorf("Patch(new, %q) = %q, want error", bad, data)
 		}
 	}
@@ -308,10 +308,10 @@ func TestMemPatchUnlocksOnError(t *testing.T) {
 	go func() {
 		defer close(done)
 		for i := 0; i < 3; i++ {
-			s.Patch(bg, "k", []string{`[]`}, time.Hour, true)
-			s.Patch(bg, "k", []string{`{}`}, time.Hour, false)
+			s.Patch(bg, "k", []string{`[]`}, PatchOptions{TTL: time.Hour, Create: true})
+			s.Patch(bg, "k", []string{`{}`}, PatchOptions{TTL: time.Hour, Create: false})
 		}
-		if _, err := s.Patch(bg, "k", []string{`{"a":1}`}, time.Hour, true); err != nil {
+		if _, err := s.Patch(bg, "k", []string{`{"a":1}`}, PatchOptions{TTL: time.Hour, Create: true}); err != nil {
 			t.Errorf("Patch: %v", err)
 		}
 	}()
@@ -343,7 +343,7 @@ func TestMemExpiry(t *testing.T) {
 
 			// Every read path agrees on whether the entry is there.
 			for _, renewAfter := range []time.Duration{0, time.Nanosecond, forever} {
-				data, _, err := s.Load(bg, "k", ttl, renewAfter)
+				data, _, err := unpackLoad(s.Load(bg, "k", ttl, renewAfter))
 				if tt.found {
 					if err != nil || data != `{"a":1}` {
 						t.Errorf("Load(renewAfter %v) = %q, %v; want data", renewAfter, data, err)
@@ -352,7 +352,7 @@ func TestMemExpiry(t *testing.T) {
 					t.Errorf("Load(renewAfter %v) = %q, %v; want ErrNotFound", renewAfter, data, err)
 				}
 			}
-			data, err := s.Patch(bg, "k", []string{`{"b":2}`}, ttl, false)
+			data, err := s.Patch(bg, "k", []string{`{"b":2}`}, PatchOptions{TTL: ttl, Create: false})
 			if tt.found {
 				if err != nil || data != `{"a":1,"b":2}` {
 					t.Errorf("Patch(create=false) = %q, %v", data, err)
@@ -377,7 +377,7 @@ func TestMemExpiredNotRenewedByLoad(t *testing.T) {
 	s, c := newTestStore(t, 0)
 	mustPatch(t, s, "k", time.Minute, `{"a":1}`)
 	c.advance(time.Minute)
-	if _, renewed, err := s.Load(bg, "k", time.Hour, 0); !errors.Is(err, ErrNotFound) || renewed {
+	if _, renewed, err := unpackLoad(s.Load(bg, "k", time.Hour, 0)); !errors.Is(err, ErrNotFound) || renewed {
 		t.Fatalf("Load(expired, renewAfter 0) = %v, %v; want ErrNotFound", renewed, err)
 	}
 	e, ok := entryOf(s, "k")
@@ -398,7 +398,7 @@ func TestMemTTLZeroNeverExpires(t *testing.T) {
 	}
 	wantLen(t, s, 1)
 	// Renewing a permanent entry with ttl 0 keeps it permanent.
-	if _, renewed, err := s.Load(bg, "k", 0, 0); err != nil || !renewed {
+	if _, renewed, err := unpackLoad(s.Load(bg, "k", 0, 0)); err != nil || !renewed {
 		t.Fatalf("Load(renewAfter 0) = %v, %v", renewed, err)
 	}
 	if e, _ := entryOf(s, "k"); e.expires != math.MaxInt64 {
@@ -423,7 +423,7 @@ func TestMemHugeTTL(t *testing.T) {
 				t.Fatal(err)
 			}
 			mustPatch(t, s, "l", time.Hour, `{"a":1}`)
-			if _, renewed, err := s.Load(bg, "l", ttl, 0); err != nil || !renewed {
+			if _, renewed, err := unpackLoad(s.Load(bg, "l", ttl, 0)); err != nil || !renewed {
 				t.Fatalf("Load = %v, %v", renewed, err)
 			}
 			c.advance(24 * time.Hour)
@@ -486,7 +486,7 @@ func TestMemLoadRenewal(t *testing.T) {
 			mustPatch(t, s, "k", ttl, `{"a":1}`)
 			for i, st := range tt.steps {
 				c.ns.Store(start + int64(st.at))
-				data, renewed, err := s.Load(bg, "k", ttl, st.renewAfter)
+				data, renewed, err := unpackLoad(s.Load(bg, "k", ttl, st.renewAfter))
 				if !st.found {
 					if !errors.Is(err, ErrNotFound) {
 						t.Fatalf("step %d at %v: Load = %q, %v; want ErrNotFound", i, st.at, data, err)
@@ -518,7 +518,7 @@ func TestMemPatchFreshLifetime(t *testing.T) {
 	c.advance(8 * time.Minute) // 16m: past the first lifetime
 	wantFound(t, s, "k", `{"a":1,"b":2}`)
 	// The patch counts as a renewal: a load soon after does not renew.
-	if _, renewed, err := s.Load(bg, "k", ttl, 9*time.Minute); err != nil || renewed {
+	if _, renewed, err := unpackLoad(s.Load(bg, "k", ttl, 9*time.Minute)); err != nil || renewed {
 		t.Errorf("Load 8m after a patch with renewAfter 9m = %v, %v; want no renewal", renewed, err)
 	}
 	c.advance(2*time.Minute - 1)
@@ -796,7 +796,7 @@ func TestMemCapEvictsNearestExpiry(t *testing.T) {
 	// A renewal moves an entry away from eviction: c2 (expiring at 20m)
 	// is next, unless renewed to beyond the others.
 	c.advance(time.Minute)
-	if _, renewed, err := s.Load(bg, "c2", time.Hour, 0); err != nil || !renewed {
+	if _, renewed, err := unpackLoad(s.Load(bg, "c2", time.Hour, 0)); err != nil || !renewed {
 		t.Fatalf("Load = %v, %v", renewed, err)
 	}
 	mustPatch(t, s, "e", 50*time.Minute, `{"k":"e"}`)
@@ -848,7 +848,7 @@ func TestMemCapPermanentEntries(t *testing.T) {
 	held("p1", "p2", "e2")
 
 	step()
-	if _, renewed, err := s.Load(bg, "p1", 0, 0); err != nil || !renewed { // p1 now renewed after p2
+	if _, renewed, err := unpackLoad(s.Load(bg, "p1", 0, 0)); err != nil || !renewed { // p1 now renewed after p2
 		t.Fatalf("Load(p1) = %v, %v", renewed, err)
 	}
 	step()
@@ -954,12 +954,12 @@ func TestMemConcurrentPatchesOfOneSession(t *testing.T) {
 			<-start
 			for i := 0; i < perWorker; i++ {
 				p := fmt.Sprintf(`{"w%d_%d":%d}`, w, i, i)
-				if _, err := s.Patch(bg, "session", []string{p}, time.Hour, true); err != nil {
+				if _, err := s.Patch(bg, "session", []string{p}, PatchOptions{TTL: time.Hour, Create: true}); err != nil {
 					t.Errorf("Patch: %v", err)
 					return
 				}
 				if i%5 == 0 {
-					if _, _, err := s.Load(bg, "session", time.Hour, 0); err != nil {
+					if _, _, err := unpackLoad(s.Load(bg, "session", time.Hour, 0)); err != nil {
 						t.Errorf("Load: %v", err)
 					}
 				}
@@ -1008,7 +1008,7 @@ func TestMemConcurrentLoadsRenewOnce(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				started.Done()
-				data, renewed, err := s.Load(bg, "k", time.Hour, time.Minute)
+				data, renewed, err := unpackLoad(s.Load(bg, "k", time.Hour, time.Minute))
 				if err != nil || data != `{"a":1}` {
 					t.Errorf("Load = %q, %v", data, err)
 				}
@@ -1065,7 +1065,7 @@ func TestMemConcurrentMixed(t *testing.T) {
 						ttl := ttls[r.Intn(len(ttls))]
 						switch op := r.Intn(100); {
 						case op < 35:
-							data, _, err := s.Load(bg, k, ttl, time.Duration(r.Intn(3))*time.Second)
+							data, _, err := unpackLoad(s.Load(bg, k, ttl, time.Duration(r.Intn(3))*time.Second))
 							if err == nil {
 								checkCanonical(t, data)
 							} else if !errors.Is(err, ErrNotFound) {
@@ -1076,7 +1076,7 @@ func TestMemConcurrentMixed(t *testing.T) {
 							if r.Intn(5) == 0 {
 								p = `{"x":null}`
 							}
-							data, err := s.Patch(bg, k, []string{p}, ttl, r.Intn(4) != 0)
+							data, err := s.Patch(bg, k, []string{p}, PatchOptions{TTL: ttl, Create: r.Intn(4) != 0})
 							if err == nil {
 								checkCanonical(t, data)
 							} else if !errors.Is(err, ErrNotFound) {
@@ -1228,7 +1228,7 @@ func TestMemRandomAgainstModel(t *testing.T) {
 				case op < 30:
 					k, ttl, ra := key(), ttls[r.Intn(len(ttls))], time.Duration(r.Intn(4))*time.Second
 					desc = fmt.Sprintf("Load(%s, %v, %v)", k, ttl, ra)
-					d1, r1, e1 := s.Load(bg, k, ttl, ra)
+					d1, r1, e1 := unpackLoad(s.Load(bg, k, ttl, ra))
 					d2, r2, e2 := m.load(now, k, ttl, ra)
 					if d1 != d2 || r1 != r2 || !errors.Is(e1, e2) {
 						t.Fatalf("op %d %s = %q, %v, %v; model %q, %v, %v", i, desc, d1, r1, e1, d2, r2, e2)
@@ -1236,7 +1236,7 @@ func TestMemRandomAgainstModel(t *testing.T) {
 				case op < 65:
 					k, p, ttl, create := key(), patches[r.Intn(len(patches))], ttls[r.Intn(len(ttls))], r.Intn(3) != 0
 					desc = fmt.Sprintf("Patch(%s, %s, %v, %v)", k, p, ttl, create)
-					d1, e1 := s.Patch(bg, k, []string{p}, ttl, create)
+					d1, e1 := s.Patch(bg, k, []string{p}, PatchOptions{TTL: ttl, Create: create})
 					d2, e2 := m.patch(now, k, p, ttl, create)
 					if d1 != d2 || !errors.Is(e1, e2) {
 						t.Fatalf("op %d %s = %q, %v; model %q, %v", i, desc, d1, e1, d2, e2)
@@ -1301,10 +1301,10 @@ func TestMemRandomHeapWithCap(t *testing.T) {
 		switch op := r.Intn(100); {
 		case op < 25:
 			desc = "Load"
-			s.Load(bg, k, ttl, time.Duration(r.Intn(3))*time.Second)
+			unpackLoad(s.Load(bg, k, ttl, time.Duration(r.Intn(3))*time.Second))
 		case op < 70:
 			desc = "Patch"
-			if _, err := s.Patch(bg, k, []string{fmt.Sprintf(`{"i":%d}`, i)}, ttl, true); err != nil {
+			if _, err := s.Patch(bg, k, []string{fmt.Sprintf(`{"i":%d}`, i)}, PatchOptions{TTL: ttl, Create: true}); err != nil {
 				t.Fatal(err)
 			}
 			if !existed && before == maxSessions {
@@ -1548,10 +1548,10 @@ func TestMemoryStoreSharedThroughPool(t *testing.T) {
 		t.Errorf("pool references = %d, want 2", n)
 	}
 
-	if _, err := m1.Patch(bg, "sess", []string{`{"user":"bob"}`}, time.Hour, true); err != nil {
+	if _, err := m1.Patch(bg, "sess", []string{`{"user":"bob"}`}, PatchOptions{TTL: time.Hour, Create: true}); err != nil {
 		t.Fatal(err)
 	}
-	data, _, err := m2.Load(bg, "sess", time.Hour, time.Minute)
+	data, _, err := unpackLoad(m2.Load(bg, "sess", time.Hour, time.Minute))
 	if err != nil || data != `{"user":"bob"}` {
 		t.Fatalf("Load through the other = %q, %v", data, err)
 	}
@@ -1571,11 +1571,11 @@ func TestMemoryStoreSharedThroughPool(t *testing.T) {
 		t.Fatal("store stopped while still in use")
 	default:
 	}
-	data, _, err = m2.Load(bg, "sess", time.Hour, time.Minute)
+	data, _, err = unpackLoad(m2.Load(bg, "sess", time.Hour, time.Minute))
 	if err != nil || data != `{"user":"bob"}` {
 		t.Fatalf("Load after the other's Cleanup = %q, %v", data, err)
 	}
-	if _, err := m2.Patch(bg, "sess", []string{`{"n":1}`}, time.Hour, false); err != nil {
+	if _, err := m2.Patch(bg, "sess", []string{`{"n":1}`}, PatchOptions{TTL: time.Hour, Create: false}); err != nil {
 		t.Fatal(err)
 	}
 	if err := m2.Rename(bg, "sess", "sess2", time.Hour); err != nil {
@@ -1584,7 +1584,7 @@ func TestMemoryStoreSharedThroughPool(t *testing.T) {
 	if err := m2.Delete(bg, "sess2"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := m2.Patch(bg, "left", []string{`{"a":1}`}, time.Hour, true); err != nil {
+	if _, err := m2.Patch(bg, "left", []string{`{"a":1}`}, PatchOptions{TTL: time.Hour, Create: true}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -1612,7 +1612,7 @@ func TestMemoryStoreSharedThroughPool(t *testing.T) {
 	if n := m3.Len(); n != 0 {
 		t.Errorf("new store Len() = %d, want 0", n)
 	}
-	if _, _, err := m3.Load(bg, "left", time.Hour, time.Minute); !errors.Is(err, ErrNotFound) {
+	if _, _, err := unpackLoad(m3.Load(bg, "left", time.Hour, time.Minute)); !errors.Is(err, ErrNotFound) {
 		t.Errorf("Load from the new store = %v, want ErrNotFound", err)
 	}
 }
@@ -1631,10 +1631,10 @@ func TestMemoryStoreNames(t *testing.T) {
 	if a.store == b.store || a.store == d.store {
 		t.Fatal("stores of different names are shared")
 	}
-	if _, err := a.Patch(bg, "k", []string{`{"a":1}`}, time.Hour, true); err != nil {
+	if _, err := a.Patch(bg, "k", []string{`{"a":1}`}, PatchOptions{TTL: time.Hour, Create: true}); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := b.Load(bg, "k", time.Hour, time.Minute); !errors.Is(err, ErrNotFound) {
+	if _, _, err := unpackLoad(b.Load(bg, "k", time.Hour, time.Minute)); !errors.Is(err, ErrNotFound) {
 		t.Errorf("another name's store sees the session: %v", err)
 	}
 }
@@ -1655,7 +1655,7 @@ func TestMemoryStoreMaxSessions(t *testing.T) {
 		t.Errorf("max after a second provision = %d, want 2", got)
 	}
 	for i := 0; i < 4; i++ {
-		if _, err := m1.Patch(bg, fmt.Sprint(i), []string{`{"a":1}`}, time.Duration(i+1)*time.Hour, true); err != nil {
+		if _, err := m1.Patch(bg, fmt.Sprint(i), []string{`{"a":1}`}, PatchOptions{TTL: time.Duration(i+1) * time.Hour, Create: true}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -1675,4 +1675,12 @@ func TestMemoryStoreMaxSessions(t *testing.T) {
 	if err := bad.Cleanup(); err != nil {
 		t.Errorf("Cleanup after a failed Provision = %v", err)
 	}
+}
+
+// unpackLoad and unpackInspect give tests the data, renewal and lifetime
+// of a Load or Inspect result.
+func unpackLoad(e Entry, err error) (string, bool, error) { return e.Data, e.Renewed, err }
+
+func unpackInspect(e Entry, ttl time.Duration, err error) (string, time.Duration, error) {
+	return e.Data, ttl, err
 }

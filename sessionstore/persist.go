@@ -31,6 +31,8 @@ type persistEntry struct {
 	Data    string `json:"d"`
 	Expires int64  `json:"e,omitempty"` // unix nanoseconds; 0 when permanent
 	Renewed int64  `json:"r"`
+	Created int64  `json:"c,omitempty"` // unix nanoseconds; 0 when not recorded
+	Own     int64  `json:"x,omitempty"` // the session's own expiry in nanoseconds; -1 permanent
 }
 
 // persister saves a memory store to a file every interval, and on Destruct.
@@ -136,7 +138,7 @@ func (sh *memShard) writeEntries(enc *json.Encoder, now int64) error {
 		if e.expired(now) {
 			continue
 		}
-		pe := persistEntry{Key: e.key, Data: e.data, Renewed: e.renewed}
+		pe := persistEntry{Key: e.key, Data: e.data, Renewed: e.renewed, Created: e.created, Own: e.own}
 		if e.expires != math.MaxInt64 {
 			pe.Expires = e.expires
 		}
@@ -180,7 +182,7 @@ func (s *memStore) loadPersisted(path string) {
 			expired++
 			continue
 		}
-		e := &memEntry{key: pe.Key, data: pe.Data, expires: pe.Expires, renewed: pe.Renewed}
+		e := &memEntry{key: pe.Key, data: pe.Data, expires: pe.Expires, renewed: pe.Renewed, created: pe.Created, own: pe.Own}
 		if e.expires == 0 {
 			e.expires = math.MaxInt64
 		}

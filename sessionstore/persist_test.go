@@ -19,7 +19,7 @@ func TestPersistRoundTrip(t *testing.T) {
 
 	a := newPersistentMemStore(100, time.Hour, nil, path, time.Hour)
 	for key, ttl := range map[string]time.Duration{"s:live": time.Hour, "s:perm": 0, "s:short": 50 * time.Millisecond} {
-		if _, err := a.Patch(ctx, key, []string{`{"k":"` + key + `","é":1}`}, ttl, true); err != nil {
+		if _, err := a.Patch(ctx, key, []string{`{"k":"` + key + `","é":1}`}, PatchOptions{TTL: ttl, Create: true}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -43,14 +43,14 @@ func TestPersistRoundTrip(t *testing.T) {
 	if b.Len() != 2 {
 		t.Errorf("after restart Len = %d, want 2 (the expired one dropped)", b.Len())
 	}
-	data, ttl, err := b.Inspect(ctx, "s:live")
+	data, ttl, err := unpackInspect(b.Inspect(ctx, "s:live"))
 	if err != nil || data != `{"k":"s:live","\u00e9":1}` || ttl < 59*time.Minute {
 		t.Errorf("s:live after restart: %q ttl %v, %v", data, ttl, err)
 	}
-	if _, ttl, err := b.Inspect(ctx, "s:perm"); err != nil || ttl != 0 {
+	if _, ttl, err := unpackInspect(b.Inspect(ctx, "s:perm")); err != nil || ttl != 0 {
 		t.Errorf("s:perm after restart: ttl %v, %v; want permanent", ttl, err)
 	}
-	if _, _, err := b.Inspect(ctx, "s:short"); !errors.Is(err, ErrNotFound) {
+	if _, _, err := unpackInspect(b.Inspect(ctx, "s:short")); !errors.Is(err, ErrNotFound) {
 		t.Errorf("an expired session came back: %v", err)
 	}
 }
@@ -59,7 +59,7 @@ func TestPersistSavesOnlyChanges(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "s.jsonl")
 	s := newPersistentMemStore(100, time.Hour, nil, path, time.Hour)
 	defer s.Destruct()
-	if _, err := s.Patch(context.Background(), "k", []string{`{"a":1}`}, time.Hour, true); err != nil {
+	if _, err := s.Patch(context.Background(), "k", []string{`{"a":1}`}, PatchOptions{TTL: time.Hour, Create: true}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.save(); err != nil {
@@ -86,7 +86,7 @@ func TestPersistPeriodically(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "s.jsonl")
 	s := newPersistentMemStore(100, time.Hour, nil, path, time.Second)
 	defer s.Destruct()
-	if _, err := s.Patch(context.Background(), "k", []string{`{"a":1}`}, time.Hour, true); err != nil {
+	if _, err := s.Patch(context.Background(), "k", []string{`{"a":1}`}, PatchOptions{TTL: time.Hour, Create: true}); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(5 * time.Second)
@@ -131,7 +131,7 @@ func TestPersistCorruptFileMovedAside(t *testing.T) {
 				t.Errorf("logged %d errors, want 1", logs.Len())
 			}
 			// The store works, and saves a good file in its place.
-			if _, err := s.Patch(context.Background(), "k", []string{`{"a":1}`}, time.Hour, true); err != nil {
+			if _, err := s.Patch(context.Background(), "k", []string{`{"a":1}`}, PatchOptions{TTL: time.Hour, Create: true}); err != nil {
 				t.Fatal(err)
 			}
 			if err := s.save(); err != nil {

@@ -16,34 +16,110 @@ import (
 // ErrNotFound is returned when a key is not in the store, or has expired.
 var ErrNotFound = errors.New("session not found")
 
+// ErrTooLarge is returned by Patch when the result would pass the size
+// limit; nothing is written.
+var ErrTooLarge = errors.New("session data too large")
+
+// Permanent as a session's own Expiry makes it never expire.
+const Permanent time.Duration = -1
+
+// Meta is what a store keeps beside a session's data when a feature needs
+// it: nothing, unless asked to (so a Redis store keeps sanic_session's
+// layout exactly while max_lifetime and X-Session-Expiry are not used).
+type Meta struct {
+	// Created is when the session was created; zero when not recorded.
+	Created time.Time
+	// Expiry is the session's own idle lifetime (X-Session-Expiry), which
+	// replaces the handler's; zero when it has none, Permanent for none
+	// at all.
+	Expiry time.Duration
+}
+
+// Entry is a loaded session.
+type Entry struct {
+	Data    string // canonical JSON
+	Meta    Meta
+	Renewed bool // the load renewed the entry's lifetime
+}
+
+// PatchOptions shape a Patch.
+type PatchOptions struct {
+	// TTL is the lifetime to give the entry, unless it has its own Expiry.
+	// Zero is no expiry.
+	TTL time.Duration
+	// Create allows the patch to create the entry; without it a missing
+	// entry is ErrNotFound and nothing is written.
+	Create bool
+	// MaxSize refuses, with ErrTooLarge, a result of more bytes; 0 is no
+	// limit. The stored data is then left as it was.
+	MaxSize int
+	// SetCreated records now as the creation time of an entry that has
+	// none.
+	SetCreated bool
+	// Expiry, when not zero, sets the entry's own expiry (Permanent for
+	// none), which then replaces TTL for this and later writes and loads.
+	Expiry time.Duration
+}
+
 // Store keeps session data. Implementations must be safe for concurrent use:
 // requests of one session may arrive at the same time, through one Caddy or
 // several sharing a store.
 //
-// A ttl of zero means the entry never expires.
+// A ttl of zero means the entry never expires. An entry's own Expiry (see
+// Meta) replaces the ttl the handler passes, and its renewal interval is then
+// RenewInterval of it.
 type Store interface {
-	// Load returns the data under key. When at least renewAfter has passed
-	// since the entry's lifetime was last renewed, Load renews it to ttl
-	// and reports renewed; otherwise the entry's expiry is left as it is,
-	// which keeps the common read path a pure read. A missing or expired
-	// entry gives ErrNotFound.
-	Load(ctx context.Context, key string, ttl, renewAfter time.Duration) (data string, renewed bool, err error)
+	// Load returns the session under key. When at least renewAfter has
+	// passed since the entry's lifetime was last renewed, Load renews it
+	// to ttl and reports Renewed; otherwise the entry's expiry is left as
+	// it is, which keeps the common read path a pure read. A missing or
+	// expired entry gives ErrNotFound.
+	Load(ctx context.Context, key string, ttl, renewAfter time.Duration) (Entry, error)
 
 	// Patch applies the JSON merge patches (RFC 7396), in order, to the data
 	// under key as one atomic change, and stores the result with a fresh
-	// lifetime of ttl. A result with no keys deletes the entry. When key is
-	// absent and create is false, nothing is written and ErrNotFound is
-	// returned; with create, the patches apply to an empty object. Each
-	// patch must already have passed ValidatePatch.
-	Patch(ctx context.Context, key string, patches []string, ttl time.Duration, create bool) (data string, err error)
+	// lifetime. A result with no keys deletes the entry. Each patch must
+	// already have passed ValidatePatch.
+	Patch(ctx context.Context, key string, patches []string, opts PatchOptions) (data string, err error)
 
-	// Delete removes key. Deleting an absent key is not an error.
+	// Delete removes key and what is kept beside it. Deleting an absent
+	// key is not an error.
 	Delete(ctx context.Context, key string) error
 
-	// Rename moves the entry under oldKey to newKey with a fresh lifetime
-	// of ttl, as one atomic change: no reader sees both or neither. It
-	// returns ErrNotFound when oldKey is absent.
+	// Rename moves the entry under oldKey, with its Meta, to newKey with a
+	// fresh lifetime of ttl (or its own Expiry), as one atomic change: no
+	// reader sees both or neither. It returns ErrNotFound when oldKey is
+	// absent.
 	Rename(ctx context.Context, oldKey, newKey string, ttl time.Duration) error
+}
+
+// RenewFraction sets how often a session's lifetime is renewed: once at
+// least a RenewFraction-th of it has passed since the last renewal.
+const RenewFraction = 10
+
+// PermanentCookieAge is the cookie lifetime of a permanent session: 400
+// days, the most that browsers keep a cookie.
+const PermanentCookieAge = 400 * 24 * time.Hour
+
+// RenewInterval is how long a session of lifetime ttl (0 for permanent)
+// goes between renewals of its lifetime and cookie.
+func RenewInterval(ttl time.Duration) time.Duration {
+	if ttl <= 0 {
+		return PermanentCookieAge / RenewFraction
+	}
+	return ttl / RenewFraction
+}
+
+// EffectiveTTL is the lifetime of an entry whose own expiry is own, when
+// the handler's is ttl.
+func EffectiveTTL(own, ttl time.Duration) time.Duration {
+	switch {
+	case own == Permanent:
+		return 0
+	case own > 0:
+		return own
+	}
+	return ttl
 }
 
 // FailurePolicy is implemented by stores that can be unreachable, such as
@@ -67,10 +143,10 @@ type Counter interface {
 // Inspector is implemented by stores that can read a session without
 // touching its lifetime, for the admin API.
 type Inspector interface {
-	// Inspect returns the data under key and the time left before it
+	// Inspect returns the session under key and the time left before it
 	// expires, 0 for a permanent entry. A missing or expired entry gives
 	// ErrNotFound.
-	Inspect(ctx context.Context, key string) (data string, ttl time.Duration, err error)
+	Inspect(ctx context.Context, key string) (e Entry, ttl time.Duration, err error)
 }
 
 // Shared is implemented by stores whose state several module instances

@@ -35,17 +35,17 @@ func TestStoreOperations(t *testing.T) {
 	rc := srv.Client()
 	s := provision(t, &RedisStore{Address: []string{srv.URL()}})
 
-	if _, _, err := s.Load(bg, "session:a", time.Hour, 6*time.Minute); !errors.Is(err, sessionstore.ErrNotFound) {
+	if _, _, err := unpackLoad(s.Load(bg, "session:a", time.Hour, 6*time.Minute)); !errors.Is(err, sessionstore.ErrNotFound) {
 		t.Fatalf("Load of a missing key: %v, want ErrNotFound", err)
 	}
-	if _, err := s.Patch(bg, "session:a", []string{`{"x":1}`}, time.Hour, false); !errors.Is(err, sessionstore.ErrNotFound) {
+	if _, err := s.Patch(bg, "session:a", []string{`{"x":1}`}, sessionstore.PatchOptions{TTL: time.Hour, Create: false}); !errors.Is(err, sessionstore.ErrNotFound) {
 		t.Fatalf("Patch create=false of a missing key: %v", err)
 	}
 	if n := rc.Exists(bg, "session:a").Val(); n != 0 {
 		t.Fatal("Patch create=false wrote the key")
 	}
 
-	data, err := s.Patch(bg, "session:a", []string{`{"user":"ann","n":12345678901234567890}`, `{"é":"ü"}`}, time.Hour, true)
+	data, err := s.Patch(bg, "session:a", []string{`{"user":"ann","n":12345678901234567890}`, `{"é":"ü"}`}, sessionstore.PatchOptions{TTL: time.Hour, Create: true})
 	if err != nil || data != `{"n":12345678901234567890,"user":"ann","\u00e9":"\u00fc"}` {
 		t.Fatalf("Patch = %q, %v", data, err)
 	}
@@ -57,12 +57,12 @@ func TestStoreOperations(t *testing.T) {
 		t.Errorf("TTL %v, want about 1h", ttl)
 	}
 
-	got, renewed, err := s.Load(bg, "session:a", time.Hour, 6*time.Minute)
+	got, renewed, err := unpackLoad(s.Load(bg, "session:a", time.Hour, 6*time.Minute))
 	if err != nil || got != data || renewed {
 		t.Errorf("Load = %q, %v, %v; want the data, not renewed", got, renewed, err)
 	}
 
-	if _, err := s.Patch(bg, "session:a", []string{`{"user":null,"n":null,"é":null}`}, time.Hour, false); err != nil {
+	if _, err := s.Patch(bg, "session:a", []string{`{"user":null,"n":null,"é":null}`}, sessionstore.PatchOptions{TTL: time.Hour, Create: false}); err != nil {
 		t.Fatal(err)
 	}
 	if n := rc.Exists(bg, "session:a").Val(); n != 0 {
@@ -78,13 +78,13 @@ func TestLoadRenewsTTLOnlyWhenDue(t *testing.T) {
 	srv := redistest.Start(t)
 	rc := srv.Client()
 	s := provision(t, &RedisStore{Address: []string{srv.URL()}})
-	if _, err := s.Patch(bg, "session:r", []string{`{"a":1}`}, 10*time.Second, true); err != nil {
+	if _, err := s.Patch(bg, "session:r", []string{`{"a":1}`}, sessionstore.PatchOptions{TTL: 10 * time.Second, Create: true}); err != nil {
 		t.Fatal(err)
 	}
 
 	// Less than renewAfter since the write: the TTL is left alone.
 	rc.PExpire(bg, "session:r", 9500*time.Millisecond)
-	_, renewed, err := s.Load(bg, "session:r", 10*time.Second, time.Second)
+	_, renewed, err := unpackLoad(s.Load(bg, "session:r", 10*time.Second, time.Second))
 	if err != nil || renewed {
 		t.Fatalf("Load soon after the write: renewed %v, %v", renewed, err)
 	}
@@ -94,7 +94,7 @@ func TestLoadRenewsTTLOnlyWhenDue(t *testing.T) {
 
 	// More than renewAfter since: the TTL slides back to the full expiry.
 	rc.PExpire(bg, "session:r", 8*time.Second)
-	_, renewed, err = s.Load(bg, "session:r", 10*time.Second, time.Second)
+	_, renewed, err = unpackLoad(s.Load(bg, "session:r", 10*time.Second, time.Second))
 	if err != nil || !renewed {
 		t.Fatalf("Load when due: renewed %v, %v", renewed, err)
 	}
@@ -104,7 +104,7 @@ func TestLoadRenewsTTLOnlyWhenDue(t *testing.T) {
 
 	// A key without a TTL (written by hand) gets one.
 	rc.Persist(bg, "session:r")
-	if _, renewed, _ = s.Load(bg, "session:r", 10*time.Second, time.Second); !renewed || rc.PTTL(bg, "session:r").Val() < 0 {
+	if _, renewed, _ = unpackLoad(s.Load(bg, "session:r", 10*time.Second, time.Second)); !renewed || rc.PTTL(bg, "session:r").Val() < 0 {
 		t.Errorf("a key without TTL: renewed %v, PTTL %v", renewed, rc.PTTL(bg, "session:r").Val())
 	}
 }
@@ -113,7 +113,7 @@ func TestPermanentSessionsHaveNoTTL(t *testing.T) {
 	srv := redistest.Start(t)
 	rc := srv.Client()
 	s := provision(t, &RedisStore{Address: []string{srv.URL()}})
-	if _, err := s.Patch(bg, "session:p", []string{`{"a":1}`}, 0, true); err != nil {
+	if _, err := s.Patch(bg, "session:p", []string{`{"a":1}`}, sessionstore.PatchOptions{TTL: 0, Create: true}); err != nil {
 		t.Fatal(err)
 	}
 	if ttl := rc.TTL(bg, "session:p").Val(); ttl != -1 {
@@ -121,14 +121,14 @@ func TestPermanentSessionsHaveNoTTL(t *testing.T) {
 	}
 	// The first load renews (sends the cookie) and sets the marker; the
 	// next, within renewAfter, does not.
-	_, renewed, err := s.Load(bg, "session:p", 0, time.Hour)
+	_, renewed, err := unpackLoad(s.Load(bg, "session:p", 0, time.Hour))
 	if err != nil || !renewed {
 		t.Fatalf("first load: renewed %v, %v", renewed, err)
 	}
 	if ttl := rc.TTL(bg, "{session:p}:renewed").Val(); ttl <= 0 || ttl > time.Hour {
 		t.Errorf("renewal marker TTL %v", ttl)
 	}
-	if _, renewed, _ = s.Load(bg, "session:p", 0, time.Hour); renewed {
+	if _, renewed, _ = unpackLoad(s.Load(bg, "session:p", 0, time.Hour)); renewed {
 		t.Error("second load renewed again")
 	}
 	if ttl := rc.TTL(bg, "session:p").Val(); ttl != -1 {
@@ -137,7 +137,7 @@ func TestPermanentSessionsHaveNoTTL(t *testing.T) {
 	// A key with a TTL under a permanent config is made permanent.
 	rc.Expire(bg, "session:p", time.Hour)
 	rc.Del(bg, "{session:p}:renewed")
-	if _, _, err := s.Load(bg, "session:p", 0, time.Hour); err != nil {
+	if _, _, err := unpackLoad(s.Load(bg, "session:p", 0, time.Hour)); err != nil {
 		t.Fatal(err)
 	}
 	if ttl := rc.TTL(bg, "session:p").Val(); ttl != -1 {
@@ -153,11 +153,11 @@ func TestSanicSessionLayoutBothWays(t *testing.T) {
 	// What sanic_session writes: SETEX prefix+sid expiry json.dumps(dict),
 	// which has spaces and may hold raw UTF-8.
 	rc.SetEx(bg, "session:0123456789abcdef0123456789abcdef", `{"user": "zoë", "roles": ["a", "b"]}`, time.Hour)
-	data, _, err := s.Load(bg, "session:0123456789abcdef0123456789abcdef", time.Hour, 6*time.Minute)
+	data, _, err := unpackLoad(s.Load(bg, "session:0123456789abcdef0123456789abcdef", time.Hour, 6*time.Minute))
 	if err != nil || data != `{"roles":["a","b"],"user":"zo\u00eb"}` {
 		t.Fatalf("Load of a sanic_session key = %q, %v", data, err)
 	}
-	if _, err := s.Patch(bg, "session:0123456789abcdef0123456789abcdef", []string{`{"n":1}`}, time.Hour, false); err != nil {
+	if _, err := s.Patch(bg, "session:0123456789abcdef0123456789abcdef", []string{`{"n":1}`}, sessionstore.PatchOptions{TTL: time.Hour, Create: false}); err != nil {
 		t.Fatal(err)
 	}
 	// What it reads: the JSON text under the same key, with a TTL.
@@ -167,10 +167,10 @@ func TestSanicSessionLayoutBothWays(t *testing.T) {
 
 	// Data that is not a JSON object is an error, and stays as it was.
 	rc.Set(bg, "session:bad", `not json`, time.Hour)
-	if _, _, err := s.Load(bg, "session:bad", time.Hour, time.Minute); err == nil || errors.Is(err, sessionstore.ErrNotFound) {
+	if _, _, err := unpackLoad(s.Load(bg, "session:bad", time.Hour, time.Minute)); err == nil || errors.Is(err, sessionstore.ErrNotFound) {
 		t.Errorf("Load of corrupt data: %v, want a store error", err)
 	}
-	if _, err := s.Patch(bg, "session:bad", []string{`{"a":1}`}, time.Hour, false); err == nil {
+	if _, err := s.Patch(bg, "session:bad", []string{`{"a":1}`}, sessionstore.PatchOptions{TTL: time.Hour, Create: false}); err == nil {
 		t.Error("Patch over corrupt data succeeded")
 	}
 	if got := rc.Get(bg, "session:bad").Val(); got != "not json" {
@@ -182,7 +182,7 @@ func TestRenameMovesKeyAndTTL(t *testing.T) {
 	srv := redistest.Start(t)
 	rc := srv.Client()
 	s := provision(t, &RedisStore{Address: []string{srv.URL()}})
-	if _, err := s.Patch(bg, "session:old", []string{`{"a":1}`}, time.Hour, true); err != nil {
+	if _, err := s.Patch(bg, "session:old", []string{`{"a":1}`}, sessionstore.PatchOptions{TTL: time.Hour, Create: true}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Rename(bg, "session:old", "session:new", 2*time.Hour); err != nil {
@@ -211,7 +211,7 @@ func TestConcurrentPatchesFromTwoClientsLoseNothing(t *testing.T) {
 	if a.client == b.client {
 		t.Fatal("want two clients")
 	}
-	if _, err := a.Patch(bg, "session:c", []string{`{"start":true}`}, time.Hour, true); err != nil {
+	if _, err := a.Patch(bg, "session:c", []string{`{"start":true}`}, sessionstore.PatchOptions{TTL: time.Hour, Create: true}); err != nil {
 		t.Fatal(err)
 	}
 	const n = 100
@@ -224,13 +224,13 @@ func TestConcurrentPatchesFromTwoClientsLoseNothing(t *testing.T) {
 			if i%2 == 1 {
 				s = b
 			}
-			if _, err := s.Patch(bg, "session:c", []string{fmt.Sprintf(`{"k%d":%d}`, i, i)}, time.Hour, false); err != nil {
+			if _, err := s.Patch(bg, "session:c", []string{fmt.Sprintf(`{"k%d":%d}`, i, i)}, sessionstore.PatchOptions{TTL: time.Hour, Create: false}); err != nil {
 				t.Errorf("patch %d: %v", i, err)
 			}
 		}()
 	}
 	wg.Wait()
-	data, _, err := a.Load(bg, "session:c", time.Hour, time.Hour)
+	data, _, err := unpackLoad(a.Load(bg, "session:c", time.Hour, time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -252,7 +252,7 @@ func TestReloadSharesClient(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The other user keeps a working client.
-	if _, err := b.Patch(bg, "session:s", []string{`{"a":1}`}, time.Minute, true); err != nil {
+	if _, err := b.Patch(bg, "session:s", []string{`{"a":1}`}, sessionstore.PatchOptions{TTL: time.Minute, Create: true}); err != nil {
 		t.Errorf("after the first Cleanup: %v", err)
 	}
 }
@@ -262,12 +262,12 @@ func TestPlaceholdersResolvedAtProvision(t *testing.T) {
 	t.Setenv("TEST_REDIS_URL", srv.URL())
 	t.Setenv("TEST_REDIS_PASSWORD", "s3cret")
 	s := provision(t, &RedisStore{Address: []string{"{env.TEST_REDIS_URL}"}, Password: "{env.TEST_REDIS_PASSWORD}"})
-	if _, err := s.Patch(bg, "session:pw", []string{`{"a":1}`}, time.Minute, true); err != nil {
+	if _, err := s.Patch(bg, "session:pw", []string{`{"a":1}`}, sessionstore.PatchOptions{TTL: time.Minute, Create: true}); err != nil {
 		t.Errorf("with the password from the environment: %v", err)
 	}
 
 	wrong := provision(t, &RedisStore{Address: []string{srv.URL()}, Password: "wrong"})
-	if _, _, err := wrong.Load(bg, "session:pw", time.Minute, time.Second); err == nil || errors.Is(err, sessionstore.ErrNotFound) {
+	if _, _, err := unpackLoad(wrong.Load(bg, "session:pw", time.Minute, time.Second)); err == nil || errors.Is(err, sessionstore.ErrNotFound) {
 		t.Errorf("a wrong password: %v, want an error", err)
 	}
 }
@@ -276,10 +276,10 @@ func TestUnreachableRedisIsAnErrorNotNotFound(t *testing.T) {
 	srv := redistest.Start(t)
 	s := provision(t, &RedisStore{Address: []string{srv.URL()}, DialTimeout: caddy.Duration(200 * time.Millisecond)})
 	srv.Kill()
-	if _, _, err := s.Load(bg, "session:x", time.Minute, time.Second); err == nil || errors.Is(err, sessionstore.ErrNotFound) {
+	if _, _, err := unpackLoad(s.Load(bg, "session:x", time.Minute, time.Second)); err == nil || errors.Is(err, sessionstore.ErrNotFound) {
 		t.Errorf("Load with Redis down: %v, want an error other than ErrNotFound", err)
 	}
-	if _, err := s.Patch(bg, "session:x", []string{`{"a":1}`}, time.Minute, true); err == nil {
+	if _, err := s.Patch(bg, "session:x", []string{`{"a":1}`}, sessionstore.PatchOptions{TTL: time.Minute, Create: true}); err == nil {
 		t.Error("Patch with Redis down succeeded")
 	}
 	if s.FailClosed() {
@@ -298,11 +298,11 @@ func TestCluster(t *testing.T) {
 	slotsSeen := map[int64]bool{}
 	for i := 0; i < 60; i++ {
 		key := fmt.Sprintf("session:%032x", i*7919)
-		if _, err := s.Patch(bg, key, []string{fmt.Sprintf(`{"i":%d}`, i)}, time.Hour, true); err != nil {
+		if _, err := s.Patch(bg, key, []string{fmt.Sprintf(`{"i":%d}`, i)}, sessionstore.PatchOptions{TTL: time.Hour, Create: true}); err != nil {
 			t.Fatalf("patch %s: %v", key, err)
 		}
 		slotsSeen[cc.ClusterKeySlot(bg, key).Val()*3/16384] = true
-		data, _, err := s.Load(bg, key, time.Hour, time.Minute)
+		data, _, err := unpackLoad(s.Load(bg, key, time.Hour, time.Minute))
 		if err != nil || data != fmt.Sprintf(`{"i":%d}`, i) {
 			t.Errorf("load %s = %q, %v", key, data, err)
 		}
@@ -321,10 +321,10 @@ func TestCluster(t *testing.T) {
 	if cc.Exists(bg, from).Val() != 0 || cc.Get(bg, to).Val() != `{"i":0}` || cc.TTL(bg, to).Val() < 59*time.Minute {
 		t.Error("Rename in a cluster did not move the key with its TTL")
 	}
-	if _, err := s.Patch(bg, "session:perm", []string{`{"a":1}`}, 0, true); err != nil {
+	if _, err := s.Patch(bg, "session:perm", []string{`{"a":1}`}, sessionstore.PatchOptions{TTL: 0, Create: true}); err != nil {
 		t.Fatal(err)
 	}
-	if _, renewed, err := s.Load(bg, "session:perm", 0, time.Hour); err != nil || !renewed {
+	if _, renewed, err := unpackLoad(s.Load(bg, "session:perm", 0, time.Hour)); err != nil || !renewed {
 		t.Errorf("permanent session in a cluster: renewed %v, %v", renewed, err)
 	}
 }
@@ -333,7 +333,7 @@ func TestSentinel(t *testing.T) {
 	master := redistest.Start(t)
 	sentinel := redistest.StartSentinel(t, master, "mymaster")
 	s := provision(t, &RedisStore{Address: []string{sentinel.Addr()}, MasterName: "mymaster"})
-	if _, err := s.Patch(bg, "session:sen", []string{`{"a":1}`}, time.Hour, true); err != nil {
+	if _, err := s.Patch(bg, "session:sen", []string{`{"a":1}`}, sessionstore.PatchOptions{TTL: time.Hour, Create: true}); err != nil {
 		t.Fatal(err)
 	}
 	if got := master.Client().Get(bg, "session:sen").Val(); got != `{"a":1}` {
@@ -419,3 +419,6 @@ func TestProvisionErrors(t *testing.T) {
 		}
 	}
 }
+
+// unpackLoad gives tests the data and renewal of a Load result.
+func unpackLoad(e sessionstore.Entry, err error) (string, bool, error) { return e.Data, e.Renewed, err }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strconv"
 	"strings"
 	"time"
 
@@ -13,48 +14,89 @@ import (
 	"github.com/caddy-session/caddy-session/sessionstore"
 )
 
+// The keys of one session. The data lives under the key itself, as
+// sanic_session has it. Beside it, and only when a feature needs them: a
+// hash of metadata (created, expiry: the session's own idle lifetime in ms,
+// -1 for permanent), and for a permanent session a marker whose TTL records
+// when its cookie was last renewed. Both carry the key as their hash tag, so
+// on a Redis Cluster they live on its slot and one script may touch all.
+func metaKey(key string) string   { return sideKey(key, "meta") }
+func markerKey(key string) string { return sideKey(key, "renewed") }
+func sideKey(key, what string) string {
+	if open := strings.IndexByte(key, '{'); open >= 0 {
+		if end := strings.IndexByte(key[open+1:], '}'); end > 0 {
+			return key + ":" + what // key has a hash tag already: keep it
+		}
+	}
+	return "{" + key + "}:" + what
+}
+
 // loadScript reads a session and renews its lifetime when due, in one round
 // trip. For a session with a TTL, the time since its last renewal is the TTL
-// it was given less what is left of it. A permanent session has no TTL to
-// tell that, so a marker key with a TTL of renewAfter does.
+// it was given less what is left of it; a permanent session has no TTL to
+// tell that, so the marker's TTL does. A session's own expiry, in its
+// metadata, replaces the handler's.
 //
-// KEYS[1] the session; KEYS[2] its renewal marker (permanent sessions only).
-// ARGV[1] ttl in ms, 0 for permanent; ARGV[2] renewAfter in ms.
-// Returns nil when absent, else {data, renewed}.
+// KEYS: the session, its metadata, its marker. ARGV: ttl in ms (0 for
+// permanent), renewAfter in ms, the renew fraction, the permanent renewal
+// interval in ms. Returns nil when absent, else {data, renewed, created,
+// expiry}.
 var loadScript = redis.NewScript(`
 local v = redis.call('GET', KEYS[1])
 if not v then return false end
 local ttl = tonumber(ARGV[1])
 local after = tonumber(ARGV[2])
+local meta = redis.call('HMGET', KEYS[2], 'created', 'expiry')
+local hasMeta = meta[1] or meta[2]
+local own = tonumber(meta[2])
+if own and own < 0 then
+	ttl = 0
+	after = tonumber(ARGV[4])
+elseif own and own > 0 then
+	ttl = own
+	after = math.floor(own / tonumber(ARGV[3]))
+end
+local renewed = 0
 if ttl > 0 then
 	local left = redis.call('PTTL', KEYS[1])
 	if left < 0 or ttl - left >= after then
 		redis.call('PEXPIRE', KEYS[1], ttl)
-		return {v, 1}
+		if hasMeta then redis.call('PEXPIRE', KEYS[2], ttl) end
+		renewed = 1
 	end
-	return {v, 0}
+else
+	if redis.call('PTTL', KEYS[1]) >= 0 then
+		redis.call('PERSIST', KEYS[1])
+		if hasMeta then redis.call('PERSIST', KEYS[2]) end
+	end
+	if redis.call('SET', KEYS[3], '1', 'PX', math.max(after, 1), 'NX') then renewed = 1 end
 end
-if redis.call('PTTL', KEYS[1]) >= 0 then
-	redis.call('PERSIST', KEYS[1])
-end
-if redis.call('SET', KEYS[2], '1', 'PX', after, 'NX') then
-	return {v, 1}
-end
-return {v, 0}
+return {v, renewed, meta[1] or '', meta[2] or ''}
 `)
 
-// renameScript moves a session to a new key with a fresh TTL, atomically.
-// KEYS[1] old, KEYS[2] new; ARGV[1] ttl in ms, 0 for none. Returns 0 when
-// the old key is absent.
+// renameScript moves a session and its metadata to a new key with a fresh
+// TTL (the session's own expiry, if it has one), atomically. KEYS: old,
+// new, old metadata, new metadata. ARGV: ttl in ms, 0 for none. Returns 0
+// when the old key is absent.
 var renameScript = redis.NewScript(`
 local v = redis.call('GET', KEYS[1])
 if not v then return 0 end
-if tonumber(ARGV[1]) > 0 then
-	redis.call('SET', KEYS[2], v, 'PX', ARGV[1])
+local ttl = tonumber(ARGV[1])
+local own = tonumber(redis.call('HGET', KEYS[3], 'expiry'))
+if own and own < 0 then ttl = 0 elseif own and own > 0 then ttl = own end
+if ttl > 0 then
+	redis.call('SET', KEYS[2], v, 'PX', ttl)
 else
 	redis.call('SET', KEYS[2], v)
 end
 redis.call('DEL', KEYS[1])
+local meta = redis.call('HGETALL', KEYS[3])
+if #meta > 0 then
+	redis.call('DEL', KEYS[4])
+	redis.call('HSET', KEYS[4], unpack(meta))
+	redis.call('DEL', KEYS[3])
+	if ttl > 0 then redis.call('PEXPIRE', KEYS[4], ttl) end
+end
 return 1
 `)
 
@@ -63,63 +105,115 @@ return 1
 const maxPatchAttempts = 100
 
 // Load implements sessionstore.Store.
-func (s *RedisStore) Load(ctx context.Context, key string, ttl, renewAfter time.Duration) (string, bool, error) {
-	keys := []string{key}
-	if ttl <= 0 {
-		keys = append(keys, renewalMarker(key))
-	}
-	res, err := loadScript.Run(ctx, s.client, keys, ttl.Milliseconds(), max(renewAfter.Milliseconds(), 1)).Slice()
+func (s *RedisStore) Load(ctx context.Context, key string, ttl, renewAfter time.Duration) (sessionstore.Entry, error) {
+	res, err := loadScript.Run(ctx, s.client, []string{key, metaKey(key), markerKey(key)},
+		ttl.Milliseconds(), max(renewAfter.Milliseconds(), 1), sessionstore.RenewFraction,
+		sessionstore.RenewInterval(0).Milliseconds()).Slice()
 	if errors.Is(err, redis.Nil) {
-		return "", false, sessionstore.ErrNotFound
+		return sessionstore.Entry{}, sessionstore.ErrNotFound
 	}
 	if err != nil {
-		return "", false, fmt.Errorf("redis: loading session: %w", err)
+		return sessionstore.Entry{}, fmt.Errorf("redis: loading session: %w", err)
 	}
-	if len(res) != 2 {
-		return "", false, fmt.Errorf("redis: loading session: unexpected reply of %d values", len(res))
+	if len(res) != 4 {
+		return sessionstore.Entry{}, fmt.Errorf("redis: loading session: unexpected reply of %d values", len(res))
 	}
 	raw, _ := res[0].(string)
 	renewed, _ := res[1].(int64)
+	created, _ := res[2].(string)
+	own, _ := res[3].(string)
 	data, err := sessionstore.Normalize(raw)
 	if err != nil {
-		return "", false, fmt.Errorf("redis: stored session data: %w", err)
+		return sessionstore.Entry{}, fmt.Errorf("redis: stored session data: %w", err)
 	}
-	return data, renewed == 1, nil
+	return sessionstore.Entry{Data: data, Meta: parseMeta(created, own), Renewed: renewed == 1}, nil
 }
 
-// Patch implements sessionstore.Store. It is optimistic: it watches the key,
-// merges in Go, and writes in a MULTI/EXEC that fails if another writer got
-// there first, then tries again. Merging in Go (not in a Lua script with
-// cjson) keeps numbers exactly as written and the stored text canonical.
-func (s *RedisStore) Patch(ctx context.Context, key string, patches []string, ttl time.Duration, create bool) (string, error) {
+// parseMeta reads the metadata hash's fields; what is missing or unreadable
+// stays zero.
+func parseMeta(created, own string) sessionstore.Meta {
+	var m sessionstore.Meta
+	if ms, err := strconv.ParseInt(created, 10, 64); err == nil && ms > 0 {
+		m.Created = time.UnixMilli(ms)
+	}
+	if ms, err := strconv.ParseInt(own, 10, 64); err == nil {
+		if ms < 0 {
+			m.Expiry = sessionstore.Permanent
+		} else {
+			m.Expiry = time.Duration(ms) * time.Millisecond
+		}
+	}
+	return m
+}
+
+// Patch implements sessionstore.Store. It is optimistic: it watches the
+// session's keys, merges in Go, and writes in a MULTI/EXEC that fails if
+// another writer got there first, then tries again. Merging in Go (not in a
+// Lua script with cjson) keeps numbers exactly as written and the stored
+// text canonical.
+func (s *RedisStore) Patch(ctx context.Context, key string, patches []string, opts sessionstore.PatchOptions) (string, error) {
+	mkey := metaKey(key)
 	var data string
 	txf := func(tx *redis.Tx) error {
 		current, err := tx.Get(ctx, key).Result()
 		switch {
 		case errors.Is(err, redis.Nil):
-			if !create {
+			if !opts.Create {
 				return sessionstore.ErrNotFound
 			}
 			current = ""
 		case err != nil:
 			return err
 		}
+		fields, err := tx.HMGet(ctx, mkey, "created", "expiry").Result()
+		if err != nil {
+			return err
+		}
+		created, _ := fields[0].(string)
+		own, _ := fields[1].(string)
+		if current == "" {
+			created, own = "", "" // metadata of a session that is gone
+		}
+		meta := parseMeta(created, own)
 		data, err = sessionstore.ApplyPatches(current, patches)
 		if err != nil {
 			return err
 		}
+		if opts.MaxSize > 0 && len(data) > opts.MaxSize && data != sessionstore.EmptyData {
+			return fmt.Errorf("%w: %d bytes, the limit is %d", sessionstore.ErrTooLarge, len(data), opts.MaxSize)
+		}
+		setMeta := map[string]any{}
+		if opts.SetCreated && meta.Created.IsZero() {
+			setMeta["created"] = time.Now().UnixMilli()
+		}
+		if opts.Expiry != 0 {
+			meta.Expiry = opts.Expiry
+			setMeta["expiry"] = expiryField(opts.Expiry)
+		}
+		ttl := max(sessionstore.EffectiveTTL(meta.Expiry, opts.TTL), 0)
+		hasMeta := created != "" || own != "" || len(setMeta) > 0
 		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 			if data == sessionstore.EmptyData {
-				p.Del(ctx, key)
-			} else {
-				p.Set(ctx, key, data, max(ttl, 0))
+				p.Del(ctx, key, mkey)
+				return nil
+			}
+			p.Set(ctx, key, data, ttl)
+			if len(setMeta) > 0 {
+				p.HSet(ctx, mkey, setMeta)
+			}
+			if hasMeta {
+				if ttl > 0 {
+					p.PExpire(ctx, mkey, ttl)
+				} else {
+					p.Persist(ctx, mkey)
+				}
 			}
 			return nil
 		})
 		return err
 	}
 	for attempt := 1; attempt <= maxPatchAttempts; attempt++ {
-		err := s.client.Watch(ctx, txf, key)
+		err := s.client.Watch(ctx, txf, key, mkey)
 		if errors.Is(err, redis.TxFailedErr) {
 			// Another writer changed the session: merge again, after a
 			// random pause that grows with the contention, so that many
@@ -132,7 +226,7 @@ func (s *RedisStore) Patch(ctx context.Context, key string, patches []string, tt
 			}
 			continue
 		}
-		if errors.Is(err, sessionstore.ErrNotFound) {
+		if errors.Is(err, sessionstore.ErrNotFound) || errors.Is(err, sessionstore.ErrTooLarge) {
 			return "", err
 		}
 		if err != nil {
@@ -143,31 +237,46 @@ func (s *RedisStore) Patch(ctx context.Context, key string, patches []string, tt
 	return "", fmt.Errorf("redis: saving session: still contended after %d attempts", maxPatchAttempts)
 }
 
-// Inspect implements sessionstore.Inspector: GET and PTTL in one round
-// trip, the lifetime untouched.
-func (s *RedisStore) Inspect(ctx context.Context, key string) (string, time.Duration, error) {
+func expiryField(d time.Duration) int64 {
+	if d == sessionstore.Permanent {
+		return -1
+	}
+	return d.Milliseconds()
+}
+
+// Inspect implements sessionstore.Inspector: the session, its TTL and its
+// metadata in one round trip, the lifetime untouched.
+func (s *RedisStore) Inspect(ctx context.Context, key string) (sessionstore.Entry, time.Duration, error) {
 	var get *redis.StringCmd
 	var pttl *redis.DurationCmd
+	var meta *redis.SliceCmd
 	_, err := s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
 		get = p.Get(ctx, key)
 		pttl = p.PTTL(ctx, key)
+		meta = p.HMGet(ctx, metaKey(key), "created", "expiry")
 		return nil
 	})
-	if errors.Is(err, redis.Nil) || errors.Is(get.Err(), redis.Nil) {
-		return "", 0, sessionstore.ErrNotFound
+	if errors.Is(get.Err(), redis.Nil) {
+		return sessionstore.Entry{}, 0, sessionstore.ErrNotFound
 	}
-	if err != nil {
-		return "", 0, fmt.Errorf("redis: inspecting session: %w", err)
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return sessionstore.Entry{}, 0, fmt.Errorf("redis: inspecting session: %w", err)
 	}
 	data, err := sessionstore.Normalize(get.Val())
 	if err != nil {
-		return "", 0, fmt.Errorf("redis: stored session data: %w", err)
+		return sessionstore.Entry{}, 0, fmt.Errorf("redis: stored session data: %w", err)
+	}
+	fields := meta.Val()
+	var created, own string
+	if len(fields) == 2 {
+		created, _ = fields[0].(string)
+		own, _ = fields[1].(string)
 	}
 	ttl := pttl.Val()
 	if ttl < 0 {
 		ttl = 0 // no TTL: permanent
 	}
-	return data, ttl, nil
+	return sessionstore.Entry{Data: data, Meta: parseMeta(created, own)}, ttl, nil
 }
 
 // SharedKey implements sessionstore.Shared: stores with the same
@@ -176,7 +285,7 @@ func (s *RedisStore) SharedKey() string { return s.poolKey }
 
 // Delete implements sessionstore.Store.
 func (s *RedisStore) Delete(ctx context.Context, key string) error {
-	if err := s.client.Del(ctx, key).Err(); err != nil {
+	if err := s.client.Del(ctx, key, metaKey(key)).Err(); err != nil {
 		return fmt.Errorf("redis: deleting session: %w", err)
 	}
 	return nil
@@ -189,7 +298,7 @@ func (s *RedisStore) Delete(ctx context.Context, key string) error {
 // briefly see both, never neither.
 func (s *RedisStore) Rename(ctx context.Context, oldKey, newKey string, ttl time.Duration) error {
 	if !s.cluster {
-		moved, err := renameScript.Run(ctx, s.client, []string{oldKey, newKey}, max(ttl.Milliseconds(), 0)).Int64()
+		moved, err := renameScript.Run(ctx, s.client, []string{oldKey, newKey, metaKey(oldKey), metaKey(newKey)}, max(ttl.Milliseconds(), 0)).Int64()
 		if err != nil {
 			return fmt.Errorf("redis: regenerating session: %w", err)
 		}
@@ -198,30 +307,34 @@ func (s *RedisStore) Rename(ctx context.Context, oldKey, newKey string, ttl time
 		}
 		return nil
 	}
-	data, err := s.client.Get(ctx, oldKey).Result()
-	if errors.Is(err, redis.Nil) {
-		return sessionstore.ErrNotFound
-	}
+	entry, _, err := s.Inspect(ctx, oldKey)
 	if err != nil {
+		return err
+	}
+	ttl = max(sessionstore.EffectiveTTL(entry.Meta.Expiry, ttl), 0)
+	if err := s.client.Set(ctx, newKey, entry.Data, ttl).Err(); err != nil {
 		return fmt.Errorf("redis: regenerating session: %w", err)
 	}
-	if err := s.client.Set(ctx, newKey, data, max(ttl, 0)).Err(); err != nil {
-		return fmt.Errorf("redis: regenerating session: %w", err)
+	if m := entry.Meta; !m.Created.IsZero() || m.Expiry != 0 {
+		fields := map[string]any{}
+		if !m.Created.IsZero() {
+			fields["created"] = m.Created.UnixMilli()
+		}
+		if m.Expiry != 0 {
+			fields["expiry"] = expiryField(m.Expiry)
+		}
+		if _, err := s.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			p.HSet(ctx, metaKey(newKey), fields)
+			if ttl > 0 {
+				p.PExpire(ctx, metaKey(newKey), ttl)
+			}
+			return nil
+		}); err != nil {
+			return fmt.Errorf("redis: regenerating session: %w", err)
+		}
 	}
-	if err := s.client.Del(ctx, oldKey).Err(); err != nil {
+	if err := s.client.Del(ctx, oldKey, metaKey(oldKey)).Err(); err != nil {
 		return fmt.Errorf("redis: regenerating session: deleting the old key: %w", err)
 	}
 	return nil
-}
-
-// renewalMarker is the key beside a permanent session that records its
-// last renewal. It carries the session key as its hash tag, so that in a
-// Redis Cluster both live on one slot and one script may touch both.
-func renewalMarker(key string) string {
-	if open := strings.IndexByte(key, '{'); open >= 0 {
-		if end := strings.IndexByte(key[open+1:], '}'); end > 0 {
-			return key + ":renewed" // key has a hash tag already: keep it
-		}
-	}
-	return "{" + key + "}:renewed"
 }
