@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The project's test command (the README's, and what CI runs): formatting,
-# vet, every Go test under the race detector, then the README's Quick start
-# against a freshly built ./caddy.
+# vet, every Go test under the race detector, each fuzz target for 15s
+# (FUZZTIME), then the README's walk-throughs against a freshly built ./caddy.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -24,4 +24,12 @@ if [ -n "$unformatted" ]; then
 fi
 go vet ./...
 go test -race -count=1 ./...
+
+# Each fuzz target for a short while; what one finds lands in testdata/fuzz
+# and fails the run, to become a regular test.
+for target in FuzzReadClientID FuzzSignedCookie FuzzStripPrefixed FuzzCaddyfile; do
+	go test -run '^$' -fuzz "^${target}\$" -fuzztime "${FUZZTIME:-15s}" ./caddymodule
+done
+go test -run '^$' -fuzz '^FuzzApplyPatches$' -fuzztime "${FUZZTIME:-15s}" ./sessionstore
+
 ./tests/walkthrough.sh

@@ -422,3 +422,87 @@ func TestProvisionErrors(t *testing.T) {
 
 // unpackLoad gives tests the data and renewal of a Load result.
 func unpackLoad(e sessionstore.Entry, err error) (string, bool, error) { return e.Data, e.Renewed, err }
+
+func TestMetaKeptBesideOnlyWhenAsked(t *testing.T) {
+	srv := redistest.Start(t)
+	rc := srv.Client()
+	s := provision(t, &RedisStore{Address: []string{srv.URL()}})
+
+	// No metadata asked for: sanic_session's layout, one key.
+	if _, err := s.Patch(bg, "session:plain", []string{`{"a":1}`}, sessionstore.PatchOptions{TTL: time.Hour, Create: true}); err != nil {
+		t.Fatal(err)
+	}
+	if keys := rc.Keys(bg, "*plain*").Val(); len(keys) != 1 {
+		t.Errorf("a plain session has keys %v, want only session:plain", keys)
+	}
+
+	// A creation time and an own expiry: kept in {key}:meta with the TTL.
+	before := time.Now().Add(-time.Second)
+	if _, err := s.Patch(bg, "session:m", []string{`{"a":1}`}, sessionstore.PatchOptions{TTL: time.Hour, Create: true, SetCreated: true, Expiry: 2 * time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	meta := rc.HGetAll(bg, "{session:m}:meta").Val()
+	if meta["expiry"] != "7200000" || meta["created"] == "" {
+		t.Errorf("meta = %v", meta)
+	}
+	if ttl := rc.TTL(bg, "session:m").Val(); ttl < 119*time.Minute {
+		t.Errorf("the own expiry did not set the TTL: %v", ttl)
+	}
+	if ttl := rc.TTL(bg, "{session:m}:meta").Val(); ttl < 119*time.Minute {
+		t.Errorf("meta TTL %v", ttl)
+	}
+	entry, err := s.Load(bg, "session:m", time.Hour, time.Minute)
+	if err != nil || entry.Meta.Expiry != 2*time.Hour || entry.Meta.Created.Before(before) || entry.Meta.Created.After(time.Now()) {
+		t.Errorf("Load meta = %+v, %v", entry.Meta, err)
+	}
+	// A later patch without SetCreated keeps the creation time and the own expiry.
+	created := entry.Meta.Created
+	if _, err := s.Patch(bg, "session:m", []string{`{"b":2}`}, sessionstore.PatchOptions{TTL: time.Hour, SetCreated: true}); err != nil {
+		t.Fatal(err)
+	}
+	if entry, _ = s.Load(bg, "session:m", time.Hour, time.Minute); !entry.Meta.Created.Equal(created) || entry.Meta.Expiry != 2*time.Hour {
+		t.Errorf("after another patch meta = %+v", entry.Meta)
+	}
+	if ttl := rc.TTL(bg, "session:m").Val(); ttl < 119*time.Minute {
+		t.Errorf("a later patch gave the handler's TTL, not the session's own: %v", ttl)
+	}
+	// Regenerate moves the metadata; delete removes it.
+	if err := s.Rename(bg, "session:m", "session:m2", time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if rc.Exists(bg, "{session:m}:meta").Val() != 0 || rc.HGet(bg, "{session:m2}:meta", "expiry").Val() != "7200000" {
+		t.Error("Rename did not move the metadata")
+	}
+	if err := s.Delete(bg, "session:m2"); err != nil {
+		t.Fatal(err)
+	}
+	if rc.Exists(bg, "session:m2", "{session:m2}:meta").Val() != 0 {
+		t.Error("Delete left keys")
+	}
+
+	// Permanent by its own expiry: no TTL.
+	if _, err := s.Patch(bg, "session:p", []string{`{"a":1}`}, sessionstore.PatchOptions{TTL: time.Hour, Create: true, Expiry: sessionstore.Permanent}); err != nil {
+		t.Fatal(err)
+	}
+	if ttl := rc.TTL(bg, "session:p").Val(); ttl != -1 {
+		t.Errorf("own permanent expiry: TTL %v", ttl)
+	}
+	if e, _ := s.Load(bg, "session:p", time.Hour, time.Minute); e.Meta.Expiry != sessionstore.Permanent {
+		t.Errorf("own permanent expiry read back as %v", e.Meta.Expiry)
+	}
+}
+
+func TestMaxSizeRefusedAtomically(t *testing.T) {
+	srv := redistest.Start(t)
+	s := provision(t, &RedisStore{Address: []string{srv.URL()}})
+	if _, err := s.Patch(bg, "session:sz", []string{`{"a":1}`}, sessionstore.PatchOptions{TTL: time.Hour, Create: true, MaxSize: 20}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := s.Patch(bg, "session:sz", []string{`{"b":"0123456789"}`}, sessionstore.PatchOptions{TTL: time.Hour, MaxSize: 20})
+	if !errors.Is(err, sessionstore.ErrTooLarge) {
+		t.Fatalf("over max size: %v", err)
+	}
+	if got := srv.Client().Get(bg, "session:sz").Val(); got != `{"a":1}` {
+		t.Errorf("data after a refused change: %q", got)
+	}
+}
