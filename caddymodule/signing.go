@@ -11,6 +11,9 @@ import (
 	"sync"
 )
 
+// strictBase64 decodes cookie signatures, refusing non-canonical encodings.
+var strictBase64 = base64.RawURLEncoding.Strict()
+
 // minSecretLength is the shortest secret accepted: 32 bytes, as many as
 // the HMAC-SHA256 output, so the key is never the weak part.
 const minSecretLength = 32
@@ -67,7 +70,9 @@ func (s *signer) verifyCookie(v string) (string, bool) {
 		return "", false
 	}
 	var given [sha256.Size]byte
-	if n, err := base64.RawURLEncoding.Decode(given[:], []byte(sig)); err != nil || n != sha256.Size {
+	// Strict: the last character's spare bits must be zero, so each
+	// signature has exactly one accepted spelling (found by fuzzing).
+	if n, err := strictBase64.Decode(given[:], []byte(sig)); err != nil || n != sha256.Size {
 		return "", false
 	}
 	var want [sha256.Size]byte
