@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"io"
 	"net/http"
 	"net/textproto"
 	"strings"
@@ -100,4 +101,55 @@ func (n *contractNames) stripPrefixed(h http.Header) bool {
 		}
 	}
 	return stripped
+}
+
+// stripTrailers deletes response trailers with the session's prefix, set
+// either as declared names or with http.TrailerPrefix, and their
+// declarations in the Trailer header.
+func (n *contractNames) stripTrailers(h http.Header) {
+	for name := range h {
+		if rest, ok := strings.CutPrefix(name, http.TrailerPrefix); ok && n.hasPrefix(rest) {
+			delete(h, name)
+		}
+	}
+	declared := h["Trailer"]
+	if len(declared) == 0 {
+		return
+	}
+	kept := declared[:0:0]
+	for _, line := range declared {
+		var names []string
+		for _, name := range strings.Split(line, ",") {
+			name = strings.TrimSpace(name)
+			if name == "" || n.hasPrefix(name) {
+				delete(h, textproto.CanonicalMIMEHeaderKey(name))
+				continue
+			}
+			names = append(names, name)
+		}
+		if len(names) > 0 {
+			kept = append(kept, strings.Join(names, ", "))
+		}
+	}
+	if len(kept) == 0 {
+		delete(h, "Trailer")
+		return
+	}
+	h["Trailer"] = kept
+}
+
+// trailerStripper strips the session's headers from the request trailers
+// when the body has been read to its end, which is when they arrive.
+type trailerStripper struct {
+	io.ReadCloser
+	r     *http.Request
+	names *contractNames
+}
+
+func (t *trailerStripper) Read(p []byte) (int, error) {
+	n, err := t.ReadCloser.Read(p)
+	if err == io.EOF {
+		t.names.stripPrefixed(t.r.Trailer)
+	}
+	return n, err
 }

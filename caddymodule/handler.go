@@ -256,6 +256,12 @@ func (h *Handler) Validate() error {
 // upstream's changes when it writes its response header.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	h.names.stripPrefixed(r.Header)
+	if r.Trailer != nil || len(r.TransferEncoding) > 0 {
+		// Trailers come after the body, so they are stripped when it
+		// ends; the declared ones at once.
+		h.names.stripPrefixed(r.Trailer)
+		r.Body = &trailerStripper{ReadCloser: r.Body, r: r, names: &h.names}
+	}
 
 	sess, err := h.loadSession(r)
 	if err != nil {
@@ -281,6 +287,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	repl.Map(sw.placeholder)
 
 	err = next.ServeHTTP(sw, r)
+	// Response trailers are sent after we return: none of ours may go.
+	h.names.stripTrailers(w.Header())
 	if !sw.wroteHeader {
 		if err == nil {
 			// The response is an implicit 200 written after we return:

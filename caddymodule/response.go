@@ -102,6 +102,10 @@ func (h *Handler) flag(name string, values []string) bool {
 // order Clear, Regenerate, Set, and sets or deletes the cookie.
 func (h *Handler) apply(r *http.Request, hdr http.Header, sess *session, in instructions) {
 	ctx := context.WithoutCancel(r.Context()) // the client leaving must not tear a write
+	if sess.storeFailed {
+		h.applyUnloaded(ctx, r, hdr, sess, in)
+		return
+	}
 	stored := !sess.isNew
 	changed := false
 	if in.clear {
@@ -121,6 +125,33 @@ func (h *Handler) apply(r *http.Request, hdr http.Header, sess *session, in inst
 	varyOnCookie(hdr)
 }
 
+// applyUnloaded handles the instructions for a session the store failed to
+// load: the client's session may exist, so nothing may replace it. Changes
+// are dropped (the client keeps its cookie); a Clear still deletes the
+// client's session, and its cookie once that worked, since a logout must
+// not be lost.
+func (h *Handler) applyUnloaded(ctx context.Context, r *http.Request, hdr http.Header, sess *session, in instructions) {
+	if len(in.patches) > 0 || in.regenerate || in.expiry != 0 {
+		h.logStoreError("the session could not be loaded, so the upstream's changes to it are dropped", sess.clientID, errSessionUnloaded)
+	}
+	if in.clear && sess.clientID != "" {
+		start := time.Now()
+		err := h.store.Delete(ctx, h.prefix+sess.clientID)
+		h.metrics.storeOp(opDelete, start, err)
+		if err != nil {
+			h.logStoreError("clearing session failed; the stored session is left as it was", sess.clientID, err)
+		} else {
+			h.metrics.destroyed(destroyedCleared)
+			hdr.Add("Set-Cookie", h.deletionCookie(r).String())
+			keepOutOfSharedCaches(hdr)
+		}
+	}
+	varyOnCookie(hdr)
+}
+
+// errSessionUnloaded explains dropped changes in the log.
+var errSessionUnloaded = errors.New("session store failed on load")
+
 // clear empties the session and deletes its entry. A cleared ID is never
 // used again, even if the same response sets new data.
 func (h *Handler) clear(ctx context.Context, sess *session, stored bool) bool {
@@ -135,7 +166,7 @@ func (h *Handler) clear(ctx context.Context, sess *session, stored bool) bool {
 			h.logEvent("session cleared", sess.id)
 		}
 	}
-	sess.data = sessionstore.EmptyData
+	sess.data, sess.meta = sessionstore.EmptyData, sessionstore.Meta{}
 	h.renewID(sess)
 	return false
 }
@@ -157,7 +188,7 @@ func (h *Handler) regenerate(ctx context.Context, sess *session, stored bool) bo
 		h.logEvent("session regenerated", oldID, zap.String("new_session_hash", idHash(sess.id)))
 		return true
 	case errors.Is(err, sessionstore.ErrNotFound):
-		sess.data = sessionstore.EmptyData
+		sess.data, sess.meta = sessionstore.EmptyData, sessionstore.Meta{}
 		return false
 	default:
 		h.logStoreError("regenerating session failed; the session keeps its ID", oldID, err)
@@ -359,6 +390,7 @@ func (sw *sessionWriter) Flush() { _ = sw.FlushError() }
 func (sw *sessionWriter) finish() {
 	hdr := sw.Header()
 	sw.h.apply(sw.r, hdr, sw.sess, sw.h.takeInstructions(hdr))
+	sw.h.names.stripTrailers(hdr) // no trailer of ours may even be declared
 	sw.dataFields = nil
 }
 

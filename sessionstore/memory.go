@@ -56,9 +56,73 @@ type memStore struct {
 	version atomic.Uint64
 	persist persister
 
+	// users are the MemoryStore modules that share this store, with the
+	// settings each asks for; see applySettings.
+	usersMu sync.Mutex
+	users   map[any]memSettings
+	userSeq uint64
+
 	stop        chan struct{}
 	sweepDone   chan struct{}
 	persistDone chan struct{}
+}
+
+// memSettings are what one MemoryStore module asks of the shared store.
+type memSettings struct {
+	maxSessions     int
+	persist         string
+	persistInterval time.Duration
+	logger          *zap.Logger
+	seq             uint64 // newer users have larger numbers
+}
+
+// addUser records a module's settings and applies the merged settings.
+func (s *memStore) addUser(user any, st memSettings) {
+	s.usersMu.Lock()
+	defer s.usersMu.Unlock()
+	if s.users == nil {
+		s.users = map[any]memSettings{}
+	}
+	s.userSeq++
+	st.seq = s.userSeq
+	s.users[user] = st
+	s.applySettings()
+}
+
+// removeUser forgets a module's settings: after a failed or replaced
+// config, the settings of the configs still running apply again.
+func (s *memStore) removeUser(user any) {
+	s.usersMu.Lock()
+	defer s.usersMu.Unlock()
+	delete(s.users, user)
+	if len(s.users) > 0 {
+		s.applySettings()
+	}
+}
+
+// applySettings merges the users' settings: the newest user that sets
+// max_sessions decides it (else the default), the newest that names a
+// persist file decides the file and its interval, so one handler with a
+// bare `store memory` cannot turn off another's persistence; the newest
+// user's logger logs. Callers hold usersMu.
+func (s *memStore) applySettings() {
+	var maxFrom, persistFrom, newest memSettings
+	for _, u := range s.users {
+		if u.maxSessions > 0 && u.seq > maxFrom.seq {
+			maxFrom = u
+		}
+		if u.persist != "" && u.seq > persistFrom.seq {
+			persistFrom = u
+		}
+		if u.seq > newest.seq {
+			newest = u
+		}
+	}
+	s.setMaxSessions(maxFrom.maxSessions)
+	s.setPersist(persistFrom.persist, persistFrom.persistInterval)
+	if newest.logger != nil {
+		s.setLogger(newest.logger)
+	}
 }
 
 type memShard struct {
@@ -248,7 +312,7 @@ func (s *memStore) Patch(_ context.Context, key string, patches []string, opts P
 	// The merge runs under the lock: that is what makes concurrent
 	// patches of one session compose instead of overwriting each other.
 	data, err := ApplyPatches(current, patches)
-	if err == nil && opts.MaxSize > 0 && len(data) > opts.MaxSize && data != EmptyData {
+	if err == nil && OverSize(data, current, opts.MaxSize) {
 		err = fmt.Errorf("%w: %d bytes, the limit is %d", ErrTooLarge, len(data), opts.MaxSize)
 	}
 	if err != nil {

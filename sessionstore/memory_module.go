@@ -50,8 +50,9 @@ type MemoryStore struct {
 	// sessions changed. Default: 1m.
 	PersistInterval caddy.Duration `json:"persist_interval,omitempty"`
 
-	store   *memStore
-	poolKey string
+	store    *memStore
+	poolKey  string
+	released bool // Caddy calls Cleanup from one goroutine
 }
 
 // CaddyModule returns the Caddy module information.
@@ -79,30 +80,33 @@ func (m *MemoryStore) Provision(ctx caddy.Context) error {
 	m.Persist = caddy.NewReplacer().ReplaceAll(m.Persist, "")
 	m.poolKey = "memory/" + m.Name
 	logger := ctx.Logger()
-	val, loaded, err := memoryStores.LoadOrNew(m.poolKey, func() (caddy.Destructor, error) {
+	val, _, err := memoryStores.LoadOrNew(m.poolKey, func() (caddy.Destructor, error) {
 		return newPersistentMemStore(m.MaxSessions, defaultSweepInterval, logger, m.Persist, time.Duration(m.PersistInterval)), nil
 	})
 	if err != nil {
 		return fmt.Errorf("memory store %q: %w", m.Name, err)
 	}
 	m.store = val.(*memStore)
-	if loaded {
-		// The newest config's settings win over the one that started it.
-		m.store.setMaxSessions(m.MaxSessions)
-		m.store.setLogger(logger)
-		// A file named only now is written from now on; one that was
-		// running is kept up to date under its new name.
-		m.store.setPersist(m.Persist, time.Duration(m.PersistInterval))
-	}
+	// The store's settings merge those of all its users, the one that
+	// started it included (see applySettings).
+	m.store.addUser(m, memSettings{
+		maxSessions:     m.MaxSessions,
+		persist:         m.Persist,
+		persistInterval: time.Duration(m.PersistInterval),
+		logger:          logger,
+	})
 	return nil
 }
 
 // Cleanup releases this config's use of the store; the last user stops it.
 func (m *MemoryStore) Cleanup() error {
-	if m.store == nil {
+	// A second Cleanup must not release the store again. The store itself
+	// stays reachable: a request of the old config may still be running.
+	if m.store == nil || m.released {
 		return nil
 	}
-	m.store = nil // a second Cleanup must not release the store again
+	m.released = true
+	m.store.removeUser(m)
 	_, err := memoryStores.Delete(m.poolKey)
 	return err
 }

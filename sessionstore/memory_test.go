@@ -1684,3 +1684,41 @@ func unpackLoad(e Entry, err error) (string, bool, error) { return e.Data, e.Ren
 func unpackInspect(e Entry, ttl time.Duration, err error) (string, time.Duration, error) {
 	return e.Data, ttl, err
 }
+
+func TestSharedSettingsMergeAndRestore(t *testing.T) {
+	s := newMemStore(0, time.Hour, nil)
+	t.Cleanup(func() { _ = s.Destruct() })
+	a, b, c := new(int), new(int), new(int)
+	persistPath := func() string {
+		if p := s.persist.path.Load(); p != nil {
+			return *p
+		}
+		return ""
+	}
+
+	s.addUser(a, memSettings{maxSessions: 100, persist: "/tmp/a.jsonl", persistInterval: time.Minute})
+	// Another handler of the same config with a bare `store memory`:
+	// it neither resets the cap nor turns persistence off.
+	s.addUser(b, memSettings{})
+	if got := s.maxSessions.Load(); got != 100 {
+		t.Errorf("max_sessions %d after a user that sets none, want 100", got)
+	}
+	if got := persistPath(); got != "/tmp/a.jsonl" {
+		t.Errorf("persist %q after a user that sets none, want /tmp/a.jsonl", got)
+	}
+
+	// A new config with other settings takes over; if it fails and is
+	// cleaned up, the running config's settings come back.
+	s.addUser(c, memSettings{maxSessions: 10, persist: "/tmp/c.jsonl", persistInterval: time.Second})
+	if s.maxSessions.Load() != 10 || persistPath() != "/tmp/c.jsonl" {
+		t.Errorf("newest settings not applied: %d %q", s.maxSessions.Load(), persistPath())
+	}
+	s.removeUser(c)
+	if s.maxSessions.Load() != 100 || persistPath() != "/tmp/a.jsonl" || s.persist.interval.Load() != int64(time.Minute) {
+		t.Errorf("after the new config went, settings %d %q %v; want the running config's", s.maxSessions.Load(), persistPath(), time.Duration(s.persist.interval.Load()))
+	}
+	s.removeUser(a)
+	if s.maxSessions.Load() != DefaultMaxSessions || persistPath() != "" {
+		t.Errorf("with only a bare user left: %d %q", s.maxSessions.Load(), persistPath())
+	}
+}

@@ -50,8 +50,8 @@ type PatchOptions struct {
 	// Create allows the patch to create the entry; without it a missing
 	// entry is ErrNotFound and nothing is written.
 	Create bool
-	// MaxSize refuses, with ErrTooLarge, a result of more bytes; 0 is no
-	// limit. The stored data is then left as it was.
+	// MaxSize refuses, with ErrTooLarge, a result of more bytes (see
+	// OverSize); 0 is no limit. The stored data is then left as it was.
 	MaxSize int
 	// SetCreated records now as the creation time of an entry that has
 	// none.
@@ -169,4 +169,11 @@ type RemovalNotifier interface {
 	// key and reason of each session it removes on its own. A later call
 	// replaces fn.
 	NotifyRemovals(fn func(key, reason string))
+}
+
+// OverSize reports whether a patch result must be refused under limit: it
+// is longer than limit, and longer than the data it replaces, so that data
+// already over a lowered limit may still shrink.
+func OverSize(result, current string, limit int) bool {
+	return limit > 0 && len(result) > limit && len(result) > len(current)
 }

@@ -227,3 +227,37 @@ func TestRedisDownOnErrorClosed(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// TestRedisUnreadableSessionIsNotReplaced: when the store cannot load a
+// client's session (here: its value is not JSON; a timeout is the same),
+// the upstream's changes must not replace the client's cookie, and a logout
+// must still end the session.
+func TestRedisUnreadableSessionIsNotReplaced(t *testing.T) {
+	srv := redistest.Start(t)
+	up := startUpstream(t)
+	loadTwoInstances(t, up, srv.URL(), "on_error open")
+	rc := srv.Client()
+	ctx := context.Background()
+	const id = "00112233445566778899aabbccddeeff"
+	rc.Set(ctx, "session:"+id, "not json", time.Hour)
+
+	c := newClient(t)
+	resp, s := c.get("/"+set(`{"csrf":"x"}`)+"&regenerate=true", "Cookie: session="+id)
+	if resp.StatusCode != 200 || s.get("X-Session-New") != "true" {
+		t.Fatalf("status %d, new %s", resp.StatusCode, s.get("X-Session-New"))
+	}
+	if got := resp.Header.Values("Set-Cookie"); len(got) != 0 {
+		t.Errorf("the changes replaced the client's cookie: %q", got)
+	}
+	if got := rc.Get(ctx, "session:"+id).Val(); got != "not json" {
+		t.Errorf("the stored session was overwritten: %q", got)
+	}
+
+	resp, _ = c.get("/?clear=true", "Cookie: session="+id)
+	if line := rawSetCookie(t, resp, "session"); !strings.Contains(line, "Max-Age=0") {
+		t.Errorf("a logout of an unreadable session did not delete the cookie: %q", line)
+	}
+	if rc.Exists(ctx, "session:"+id).Val() != 0 {
+		t.Error("a logout of an unreadable session did not delete it")
+	}
+}

@@ -147,3 +147,58 @@ reverse_proxy {upstream}`)
 		t.Errorf("session cookie forwarded over HTTP/2: %q", s.get("Cookie"))
 	}
 }
+
+// TestTrailersCannotCarrySessionHeaders sends X-Session-* as request
+// trailers, which must not reach the upstream, and has the upstream send
+// them as response trailers, which must not reach the client.
+func TestTrailersCannotCarrySessionHeaders(t *testing.T) {
+	gotTrailer := make(chan http.Header, 1)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		gotTrailer <- r.Trailer.Clone()
+		w.Header().Set("Trailer", "X-Session-Set, X-Other")
+		_, _ = io.WriteString(w, "body")
+		w.Header().Set("X-Session-Set", `{"via":"trailer"}`)
+		w.Header().Set("X-Other", "kept")
+		w.Header().Set(http.TrailerPrefix+"X-Session-Clear", "true")
+	}))
+	t.Cleanup(up.Close)
+	loadCaddy(t, up, `session
+reverse_proxy {upstream}`)
+
+	req, err := http.NewRequest(http.MethodPost, caddyBase+"/", io.NopCloser(strings.NewReader("payload")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.ContentLength = -1 // chunked, so trailers can follow
+	req.Trailer = http.Header{"X-Session-Id": {strings.Repeat("0", 32)}, "X-Session-Data": {`{"admin":true}`}, "X-Client": {"kept"}}
+	resp, err := newClient(t).http.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+
+	upstreamTrailer := <-gotTrailer
+	for name := range upstreamTrailer {
+		if strings.HasPrefix(strings.ToLower(name), "x-session-") {
+			t.Errorf("request trailer %s reached the upstream", name)
+		}
+	}
+	if upstreamTrailer.Get("X-Client") != "kept" {
+		t.Logf("note: the proxy did not forward request trailers at all: %v", upstreamTrailer)
+	}
+	for name := range resp.Trailer {
+		if strings.HasPrefix(strings.ToLower(name), "x-session-") {
+			t.Errorf("response trailer %s reached the client", name)
+		}
+	}
+	if resp.Trailer.Get("X-Other") != "kept" {
+		t.Errorf("the upstream's other trailer was lost: %v", resp.Trailer)
+	}
+	for _, declared := range resp.Header.Values("Trailer") {
+		if strings.Contains(strings.ToLower(declared), "x-session") {
+			t.Errorf("the response declares a session trailer: %q", declared)
+		}
+	}
+}

@@ -76,8 +76,8 @@ return {v, renewed, meta[1] or '', meta[2] or ''}
 
 // renameScript moves a session and its metadata to a new key with a fresh
 // TTL (the session's own expiry, if it has one), atomically. KEYS: old,
-// new, old metadata, new metadata. ARGV: ttl in ms, 0 for none. Returns 0
-// when the old key is absent.
+// new, old metadata, new metadata, old marker. ARGV: ttl in ms, 0 for none.
+// Returns 0 when the old key is absent.
 var renameScript = redis.NewScript(`
 local v = redis.call('GET', KEYS[1])
 if not v then return 0 end
@@ -89,7 +89,7 @@ if ttl > 0 then
 else
 	redis.call('SET', KEYS[2], v)
 end
-redis.call('DEL', KEYS[1])
+redis.call('DEL', KEYS[1], KEYS[5])
 local meta = redis.call('HGETALL', KEYS[3])
 if #meta > 0 then
 	redis.call('DEL', KEYS[4])
@@ -179,7 +179,7 @@ func (s *RedisStore) Patch(ctx context.Context, key string, patches []string, op
 		if err != nil {
 			return err
 		}
-		if opts.MaxSize > 0 && len(data) > opts.MaxSize && data != sessionstore.EmptyData {
+		if sessionstore.OverSize(data, current, opts.MaxSize) {
 			return fmt.Errorf("%w: %d bytes, the limit is %d", sessionstore.ErrTooLarge, len(data), opts.MaxSize)
 		}
 		setMeta := map[string]any{}
@@ -285,7 +285,7 @@ func (s *RedisStore) SharedKey() string { return s.poolKey }
 
 // Delete implements sessionstore.Store.
 func (s *RedisStore) Delete(ctx context.Context, key string) error {
-	if err := s.client.Del(ctx, key, metaKey(key)).Err(); err != nil {
+	if err := s.client.Del(ctx, key, metaKey(key), markerKey(key)).Err(); err != nil {
 		return fmt.Errorf("redis: deleting session: %w", err)
 	}
 	return nil
@@ -298,7 +298,7 @@ func (s *RedisStore) Delete(ctx context.Context, key string) error {
 // briefly see both, never neither.
 func (s *RedisStore) Rename(ctx context.Context, oldKey, newKey string, ttl time.Duration) error {
 	if !s.cluster {
-		moved, err := renameScript.Run(ctx, s.client, []string{oldKey, newKey, metaKey(oldKey), metaKey(newKey)}, max(ttl.Milliseconds(), 0)).Int64()
+		moved, err := renameScript.Run(ctx, s.client, []string{oldKey, newKey, metaKey(oldKey), metaKey(newKey), markerKey(oldKey)}, max(ttl.Milliseconds(), 0)).Int64()
 		if err != nil {
 			return fmt.Errorf("redis: regenerating session: %w", err)
 		}
@@ -307,34 +307,58 @@ func (s *RedisStore) Rename(ctx context.Context, oldKey, newKey string, ttl time
 		}
 		return nil
 	}
-	entry, _, err := s.Inspect(ctx, oldKey)
-	if err != nil {
-		return err
-	}
-	ttl = max(sessionstore.EffectiveTTL(entry.Meta.Expiry, ttl), 0)
-	if err := s.client.Set(ctx, newKey, entry.Data, ttl).Err(); err != nil {
-		return fmt.Errorf("redis: regenerating session: %w", err)
-	}
-	if m := entry.Meta; !m.Created.IsZero() || m.Expiry != 0 {
-		fields := map[string]any{}
-		if !m.Created.IsZero() {
-			fields["created"] = m.Created.UnixMilli()
-		}
-		if m.Expiry != 0 {
-			fields["expiry"] = expiryField(m.Expiry)
-		}
-		if _, err := s.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
-			p.HSet(ctx, metaKey(newKey), fields)
-			if ttl > 0 {
-				p.PExpire(ctx, metaKey(newKey), ttl)
+	// Across slots: copy the session to the new key, then delete the old
+	// one in a transaction that fails if the old one changed meanwhile
+	// (a concurrent patch or clear), and start over if it did.
+	for attempt := 1; attempt <= maxPatchAttempts; attempt++ {
+		err := s.client.Watch(ctx, func(tx *redis.Tx) error {
+			entry, _, err := s.Inspect(ctx, oldKey)
+			if err != nil {
+				return err
 			}
-			return nil
-		}); err != nil {
+			if err := s.writeCopy(ctx, newKey, entry, ttl); err != nil {
+				return err
+			}
+			_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+				p.Del(ctx, oldKey, metaKey(oldKey), markerKey(oldKey))
+				return nil
+			})
+			return err
+		}, oldKey, metaKey(oldKey))
+		switch {
+		case errors.Is(err, redis.TxFailedErr):
+			continue
+		case errors.Is(err, sessionstore.ErrNotFound):
+			_ = s.client.Del(ctx, newKey, metaKey(newKey)).Err() // a copy from an earlier attempt
+			return err
+		case err != nil:
 			return fmt.Errorf("redis: regenerating session: %w", err)
 		}
+		return nil
 	}
-	if err := s.client.Del(ctx, oldKey, metaKey(oldKey)).Err(); err != nil {
-		return fmt.Errorf("redis: regenerating session: deleting the old key: %w", err)
+	return fmt.Errorf("redis: regenerating session: still contended after %d attempts", maxPatchAttempts)
+}
+
+// writeCopy writes a session and its metadata under key, for a rename
+// across Cluster slots.
+func (s *RedisStore) writeCopy(ctx context.Context, key string, entry sessionstore.Entry, ttl time.Duration) error {
+	ttl = max(sessionstore.EffectiveTTL(entry.Meta.Expiry, ttl), 0)
+	fields := map[string]any{}
+	if !entry.Meta.Created.IsZero() {
+		fields["created"] = entry.Meta.Created.UnixMilli()
 	}
-	return nil
+	if entry.Meta.Expiry != 0 {
+		fields["expiry"] = expiryField(entry.Meta.Expiry)
+	}
+	_, err := s.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Set(ctx, key, entry.Data, ttl)
+		if len(fields) > 0 {
+			p.HSet(ctx, metaKey(key), fields)
+			if ttl > 0 {
+				p.PExpire(ctx, metaKey(key), ttl)
+			}
+		}
+		return nil
+	})
+	return err
 }
