@@ -101,6 +101,14 @@ func (h *Handler) flag(name string, values []string) bool {
 // apply carries out the upstream's instructions on the session, in the
 // order Clear, Regenerate, Set, and sets or deletes the cookie.
 func (h *Handler) apply(r *http.Request, hdr http.Header, sess *session, in instructions) {
+	if !in.any() {
+		// The common response: nothing to write, at most a renewal.
+		if h.updateCookie(r, hdr, sess, !sess.isNew, false) {
+			keepOutOfSharedCaches(hdr)
+		}
+		varyOnCookie(hdr)
+		return
+	}
 	ctx := context.WithoutCancel(r.Context()) // the client leaving must not tear a write
 	if sess.storeFailed {
 		h.applyUnloaded(ctx, r, hdr, sess, in)
@@ -123,6 +131,11 @@ func (h *Handler) apply(r *http.Request, hdr http.Header, sess *session, in inst
 		keepOutOfSharedCaches(hdr)
 	}
 	varyOnCookie(hdr)
+}
+
+// any reports whether the upstream asked for anything.
+func (in *instructions) any() bool {
+	return in.clear || in.regenerate || len(in.patches) > 0 || in.expiry != 0
 }
 
 // applyUnloaded handles the instructions for a session the store failed to
@@ -323,14 +336,16 @@ func keepOutOfSharedCaches(hdr http.Header) {
 // varyOnCookie marks the response as depending on the Cookie header, as
 // every response under a session does.
 func varyOnCookie(hdr http.Header) {
-	for _, v := range hdr.Values("Vary") {
-		for _, f := range strings.Split(v, ",") {
+	for _, v := range hdr["Vary"] {
+		for v != "" {
+			var f string
+			f, v, _ = strings.Cut(v, ",")
 			if f = strings.TrimSpace(f); f == "*" || strings.EqualFold(f, "Cookie") {
 				return
 			}
 		}
 	}
-	hdr.Add("Vary", "Cookie")
+	hdr["Vary"] = append(hdr["Vary"], "Cookie")
 }
 
 // sessionWriter applies the session changes when the response header is
