@@ -112,6 +112,12 @@ func (n *contractNames) stripTrailers(h http.Header) {
 			delete(h, name)
 		}
 	}
+	n.stripTrailerDeclarations(h)
+}
+
+// stripTrailerDeclarations deletes the session's names from the Trailer
+// header, and the trailers so declared.
+func (n *contractNames) stripTrailerDeclarations(h http.Header) {
 	declared := h["Trailer"]
 	if len(declared) == 0 {
 		return

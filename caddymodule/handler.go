@@ -263,30 +263,32 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		r.Body = &trailerStripper{ReadCloser: r.Body, r: r, names: &h.names}
 	}
 
-	sess, err := h.loadSession(r)
-	if err != nil {
+	// One allocation holds the request's session, its response writer
+	// and the values of the headers it sets.
+	st := &requestState{}
+	sess := &st.sess
+	if err := h.loadSession(r, sess); err != nil {
 		return err
 	}
 	if sess.cookiePresent && !h.ForwardCookie {
 		removeSessionCookie(r.Header, h.CookieName)
 	}
-	r.Header[h.names.idHeader] = []string{sess.id}
-	r.Header[h.names.dataHeader] = []string{sess.data}
-	r.Header[h.names.newHeader] = []string{boolString(sess.isNew)}
+	st.vals = [...]string{sess.id, sess.data, boolString(sess.isNew), "Cookie", ""}
+	r.Header[h.names.idHeader] = st.vals[0:1:1]
+	r.Header[h.names.dataHeader] = st.vals[1:2:2]
+	r.Header[h.names.newHeader] = st.vals[2:3:3]
 	if h.signer != nil {
-		r.Header[h.names.signatureHeader] = []string{h.signer.assertion(time.Now().Unix(), sess.id, boolString(sess.isNew), sess.data)}
+		st.vals[4] = h.signer.assertion(time.Now().Unix(), sess.id, st.vals[2], sess.data)
+		r.Header[h.names.signatureHeader] = st.vals[4:5:5]
 	}
 
-	sw := &sessionWriter{
-		ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w},
-		h:                     h,
-		r:                     r,
-		sess:                  sess,
-	}
+	sw := &st.sw
+	sw.ResponseWriter = w
+	sw.h, sw.r, sw.sess, sw.vary = h, r, sess, st.vals[3:4:4]
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	repl.Map(sw.placeholder)
 
-	err = next.ServeHTTP(sw, r)
+	err := next.ServeHTTP(sw, r)
 	// Response trailers are sent after we return: none of ours may go.
 	h.names.stripTrailers(w.Header())
 	if !sw.wroteHeader {
@@ -301,6 +303,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		}
 	}
 	return err
+}
+
+// requestState is what the handler keeps for one request.
+type requestState struct {
+	sess session
+	sw   sessionWriter
+	// vals back the header values the handler sets, so that each needs no
+	// slice of its own: the ID, the data, New, "Cookie" for Vary, and the
+	// signature.
+	vals [5]string
 }
 
 // session is the state of one request's session.
@@ -326,9 +338,9 @@ type session struct {
 // value that is not a well-formed (and, with secrets, well-signed) ID, or
 // an ID the store does not hold, never becomes the session's ID: the
 // session starts anew with a random one.
-func (h *Handler) loadSession(r *http.Request) (*session, error) {
+func (h *Handler) loadSession(r *http.Request, sess *session) error {
 	id, rejected, present := h.readClientID(r.Header)
-	sess := &session{data: sessionstore.EmptyData, isNew: true, clientID: id, cookiePresent: present}
+	*sess = session{data: sessionstore.EmptyData, isNew: true, clientID: id, cookiePresent: present}
 	if rejected != "" {
 		h.reject(rejected)
 	}
@@ -341,12 +353,12 @@ func (h *Handler) loadSession(r *http.Request) (*session, error) {
 			h.endOutlived(r.Context(), id)
 		case err == nil:
 			sess.id, sess.data, sess.isNew, sess.renewed, sess.meta = id, entry.Data, false, entry.Renewed, entry.Meta
-			return sess, nil
+			return nil
 		case errors.Is(err, sessionstore.ErrNotFound):
 			h.reject(rejectedUnknown)
 		case h.failClosed:
 			h.logStoreError("loading session failed; refusing the request (on_error closed)", id, err)
-			return nil, caddyhttp.Error(http.StatusServiceUnavailable, err)
+			return caddyhttp.Error(http.StatusServiceUnavailable, err)
 		default:
 			sess.storeFailed = true
 			h.logStoreError("loading session failed; serving the request with a new session", id, err)
@@ -354,9 +366,9 @@ func (h *Handler) loadSession(r *http.Request) (*session, error) {
 	}
 	var err error
 	if sess.id, err = newID(); err != nil {
-		return nil, caddyhttp.Error(http.StatusInternalServerError, err)
+		return caddyhttp.Error(http.StatusInternalServerError, err)
 	}
-	return sess, nil
+	return nil
 }
 
 // readClientID returns the session ID the request's cookie carries, or why

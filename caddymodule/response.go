@@ -100,18 +100,19 @@ func (h *Handler) flag(name string, values []string) bool {
 
 // apply carries out the upstream's instructions on the session, in the
 // order Clear, Regenerate, Set, and sets or deletes the cookie.
-func (h *Handler) apply(r *http.Request, hdr http.Header, sess *session, in instructions) {
+// vary is the Vary value to set when the response has none.
+func (h *Handler) apply(r *http.Request, hdr http.Header, sess *session, in instructions, vary []string) {
 	if !in.any() {
 		// The common response: nothing to write, at most a renewal.
 		if h.updateCookie(r, hdr, sess, !sess.isNew, false) {
 			keepOutOfSharedCaches(hdr)
 		}
-		varyOnCookie(hdr)
+		varyOnCookie(hdr, vary)
 		return
 	}
 	ctx := context.WithoutCancel(r.Context()) // the client leaving must not tear a write
 	if sess.storeFailed {
-		h.applyUnloaded(ctx, r, hdr, sess, in)
+		h.applyUnloaded(ctx, r, hdr, sess, in, vary)
 		return
 	}
 	stored := !sess.isNew
@@ -130,7 +131,7 @@ func (h *Handler) apply(r *http.Request, hdr http.Header, sess *session, in inst
 	if h.updateCookie(r, hdr, sess, stored, changed) {
 		keepOutOfSharedCaches(hdr)
 	}
-	varyOnCookie(hdr)
+	varyOnCookie(hdr, vary)
 }
 
 // any reports whether the upstream asked for anything.
@@ -143,7 +144,7 @@ func (in *instructions) any() bool {
 // are dropped (the client keeps its cookie); a Clear still deletes the
 // client's session, and its cookie once that worked, since a logout must
 // not be lost.
-func (h *Handler) applyUnloaded(ctx context.Context, r *http.Request, hdr http.Header, sess *session, in instructions) {
+func (h *Handler) applyUnloaded(ctx context.Context, r *http.Request, hdr http.Header, sess *session, in instructions, vary []string) {
 	if len(in.patches) > 0 || in.regenerate || in.expiry != 0 {
 		h.logStoreError("the session could not be loaded, so the upstream's changes to it are dropped", sess.clientID, errSessionUnloaded)
 	}
@@ -159,7 +160,7 @@ func (h *Handler) applyUnloaded(ctx context.Context, r *http.Request, hdr http.H
 			keepOutOfSharedCaches(hdr)
 		}
 	}
-	varyOnCookie(hdr)
+	varyOnCookie(hdr, vary)
 }
 
 // errSessionUnloaded explains dropped changes in the log.
@@ -335,7 +336,7 @@ func keepOutOfSharedCaches(hdr http.Header) {
 
 // varyOnCookie marks the response as depending on the Cookie header, as
 // every response under a session does.
-func varyOnCookie(hdr http.Header) {
+func varyOnCookie(hdr http.Header, vary []string) {
 	for _, v := range hdr["Vary"] {
 		for v != "" {
 			var f string
@@ -345,18 +346,23 @@ func varyOnCookie(hdr http.Header) {
 			}
 		}
 	}
-	hdr["Vary"] = append(hdr["Vary"], "Cookie")
+	if existing := hdr["Vary"]; len(existing) > 0 {
+		hdr["Vary"] = append(existing, "Cookie")
+		return
+	}
+	hdr["Vary"] = vary
 }
 
 // sessionWriter applies the session changes when the response header is
 // written, whichever way that happens: WriteHeader, the first Write,
 // ReadFrom or a Flush.
 type sessionWriter struct {
-	*caddyhttp.ResponseWriterWrapper
+	caddyhttp.ResponseWriterWrapper
 	h           *Handler
 	r           *http.Request
 	sess        *session
 	wroteHeader bool
+	vary        []string                   // the value for a Vary the response lacks: ["Cookie"]
 	dataFields  map[string]json.RawMessage // parsed on first use by a placeholder
 }
 
@@ -404,8 +410,8 @@ func (sw *sessionWriter) Flush() { _ = sw.FlushError() }
 
 func (sw *sessionWriter) finish() {
 	hdr := sw.Header()
-	sw.h.apply(sw.r, hdr, sw.sess, sw.h.takeInstructions(hdr))
-	sw.h.names.stripTrailers(hdr) // no trailer of ours may even be declared
+	sw.h.apply(sw.r, hdr, sw.sess, sw.h.takeInstructions(hdr), sw.vary)
+	sw.h.names.stripTrailerDeclarations(hdr) // no trailer of ours may even be declared
 	sw.dataFields = nil
 }
 
