@@ -158,7 +158,10 @@ func (adminAPI) revoke(w http.ResponseWriter, r *http.Request, id string, stores
 				continue
 			}
 		}
-		if err := s.store.Delete(r.Context(), s.prefix+id); err != nil {
+		start := time.Now()
+		err := s.store.Delete(r.Context(), s.prefix+id)
+		s.handler.metrics.storeOp(opDelete, start, err)
+		if err != nil {
 			return caddy.APIError{HTTPStatus: http.StatusBadGateway, Err: fmt.Errorf("revoking the session in store %s: %w", s.backend, err)}
 		}
 		revoked++

@@ -119,6 +119,14 @@ func (s *memStore) applySettings() {
 		}
 	}
 	s.setMaxSessions(maxFrom.maxSessions)
+	if p := s.persist.path.Load(); p != nil && *p != "" && *p != persistFrom.persist {
+		// The file is about to change or be dropped (a reload, or the
+		// shutdown of the config that named it): bring it up to date
+		// first, so that it holds what was in memory when it was let go.
+		if err := s.save(); err != nil {
+			s.logger.Load().Error("saving the memory session store before its file changes failed", zap.Error(err))
+		}
+	}
 	s.setPersist(persistFrom.persist, persistFrom.persistInterval)
 	if newest.logger != nil {
 		s.setLogger(newest.logger)

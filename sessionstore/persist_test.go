@@ -152,3 +152,26 @@ func TestPersistMissingFileIsEmpty(t *testing.T) {
 		t.Errorf("Len %d, errors logged %d; want an empty store and no error", s.Len(), logs.Len())
 	}
 }
+
+// TestPersistSavedWhenItsUserGoesFirst: two users of one store, the one
+// that names the file cleaned up first (as Caddy may at shutdown); the
+// sessions must still be saved.
+func TestPersistSavedWhenItsUserGoesFirst(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.jsonl")
+	s := newMemStore(0, time.Hour, nil)
+	withFile, bare := new(int), new(int)
+	s.addUser(withFile, memSettings{persist: path, persistInterval: time.Hour})
+	s.addUser(bare, memSettings{})
+	if _, err := s.Patch(context.Background(), "k", []string{`{"a":1}`}, PatchOptions{TTL: time.Hour, Create: true}); err != nil {
+		t.Fatal(err)
+	}
+	s.removeUser(withFile)
+	s.removeUser(bare)
+	if err := s.Destruct(); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := readPersisted(path)
+	if err != nil || len(entries) != 1 || entries[0].Key != "k" {
+		t.Errorf("saved %v, %v; want the one session", entries, err)
+	}
+}
