@@ -346,7 +346,9 @@ reverse_proxy {upstream}`)
 			renewals++
 		}
 	}
-	if renewals < 5 || renewals > 16 {
+	// About one renewal per 0.2s: some, and far from one per response
+	// (the bound leaves room for a slow, loaded machine).
+	if renewals < 3 || renewals > 22 {
 		t.Errorf("cookie re-sent %d times in 30 requests over 3s with expiry 2s; want about one per 0.2s", renewals)
 	}
 }
