@@ -68,7 +68,9 @@ const (
 // renewed.
 type RedisStore struct {
 	// Address lists the Redis servers as URLs, `redis://[user:password@]host:port[/db]`,
-	// or `rediss://...` for TLS, or as plain `host:port`. One address is
+	// `rediss://...` for TLS, or `unix:///path/to/redis.sock[?db=N]` for a
+	// Redis on the same host (cheaper per request than TCP), or as plain
+	// `host:port`. One address is
 	// one server; several are the seed nodes of a Redis Cluster, or the
 	// Sentinels when MasterName is set. Placeholders such as
 	// {env.REDIS_URL} are replaced at provision.
@@ -227,6 +229,7 @@ type address struct {
 	db                 int
 	username, password string
 	tls                bool
+	unix               bool // a unix:// socket: one server only
 }
 
 func parseAddress(a string) (address, error) {
@@ -241,14 +244,15 @@ func parseAddress(a string) (address, error) {
 		// url's error quotes the whole URL, password and all.
 		return address{}, errors.New("not a valid URL")
 	}
-	if u.Scheme != "redis" && u.Scheme != "rediss" {
-		return address{}, fmt.Errorf("scheme must be redis or rediss, got %q", u.Scheme)
+	if u.Scheme != "redis" && u.Scheme != "rediss" && u.Scheme != "unix" {
+		return address{}, fmt.Errorf("scheme must be redis, rediss or unix, got %q", u.Scheme)
 	}
 	o, err := redis.ParseURL(a)
 	if err != nil {
 		return address{}, errors.New(strings.ReplaceAll(err.Error(), a, redact(a)))
 	}
-	return address{hostPort: o.Addr, db: o.DB, username: o.Username, password: o.Password, tls: o.TLSConfig != nil}, nil
+	// A unix socket's Addr is its path, which go-redis dials as such.
+	return address{hostPort: o.Addr, db: o.DB, username: o.Username, password: o.Password, tls: o.TLSConfig != nil, unix: u.Scheme == "unix"}, nil
 }
 
 // clientOptions turns the settings into go-redis options. Database,
@@ -266,6 +270,9 @@ func (s *RedisStore) clientOptions() (*redis.UniversalOptions, error) {
 			first = pa
 		} else if pa.tls != first.tls {
 			return nil, fmt.Errorf("redis store: address %q: mixes redis:// and rediss://", redact(a))
+		}
+		if pa.unix && len(s.Address) > 1 {
+			return nil, fmt.Errorf("redis store: address %q: a unix socket is one server; it cannot be one of several addresses", redact(a))
 		}
 		addrs = append(addrs, pa.hostPort)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -504,5 +505,23 @@ func TestMaxSizeRefusedAtomically(t *testing.T) {
 	}
 	if got := srv.Client().Get(bg, "session:sz").Val(); got != `{"a":1}` {
 		t.Errorf("data after a refused change: %q", got)
+	}
+}
+
+func TestUnixSocketAddress(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "redis.sock")
+	srv := redistest.Start(t, "--unixsocket", sock, "--unixsocketperm", "700")
+	s := provision(t, &RedisStore{Address: []string{"unix://" + sock}})
+	if _, err := s.Patch(bg, "session:u", []string{`{"via":"unix"}`}, sessionstore.PatchOptions{TTL: time.Minute, Create: true}); err != nil {
+		t.Fatal(err)
+	}
+	if got := srv.Client().Get(bg, "session:u").Val(); got != `{"via":"unix"}` {
+		t.Errorf("through the unix socket Redis got %q", got)
+	}
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	bad := &RedisStore{Address: []string{"unix://" + sock, "redis://127.0.0.1:1"}}
+	if err := bad.Provision(ctx); err == nil || !strings.Contains(err.Error(), "unix socket") {
+		t.Errorf("a unix socket among several addresses: %v", err)
 	}
 }
