@@ -11,7 +11,7 @@ import (
 // UnmarshalCaddyfile sets up the store from Caddyfile tokens. Syntax:
 //
 //	store redis {
-//		address <url>...               # one or more; rediss:// for TLS
+//		address <url>...               # one or more; rediss:// for TLS, unix:// for a socket
 //		username <name>
 //		password <password>            # e.g. {env.REDIS_PASSWORD}
 //		master_name <name>             # Sentinel: address lists the Sentinels
