@@ -59,8 +59,8 @@ func Start(t testing.TB, extra ...string) *Server {
 		"--dir", s.dir, "--save", "", "--appendonly", "no",
 		"--protected-mode", "no", "--loglevel", "warning",
 	}, extra...)
+	t.Cleanup(s.Kill) // before start: a server that fails to get ready is stopped too
 	s.start()
-	t.Cleanup(s.Kill)
 	return s
 }
 
@@ -205,8 +205,8 @@ func StartSentinel(t testing.TB, master *Server, masterName string) *Server {
 		t.Fatal(err)
 	}
 	s.args = []string{conf, "--sentinel", "--loglevel", "warning"}
-	s.start()
 	t.Cleanup(s.Kill)
+	s.start()
 	// Wait until the Sentinel knows the master.
 	cl := redis.NewSentinelClient(&redis.Options{Addr: s.Addr()})
 	defer cl.Close()
