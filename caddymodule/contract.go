@@ -122,21 +122,13 @@ func (n *contractNames) stripTrailerDeclarations(h http.Header) {
 	if len(declared) == 0 {
 		return
 	}
-	kept := declared[:0:0]
-	for _, line := range declared {
-		var names []string
-		for _, name := range strings.Split(line, ",") {
-			name = strings.TrimSpace(name)
-			if name == "" || n.hasPrefix(name) {
-				delete(h, textproto.CanonicalMIMEHeaderKey(name))
-				continue
-			}
-			names = append(names, name)
+	kept := filterList(declared, ",", func(name string) bool {
+		if n.hasPrefix(name) {
+			delete(h, textproto.CanonicalMIMEHeaderKey(name))
+			return true
 		}
-		if len(names) > 0 {
-			kept = append(kept, strings.Join(names, ", "))
-		}
-	}
+		return false
+	})
 	if len(kept) == 0 {
 		delete(h, "Trailer")
 		return

@@ -73,43 +73,40 @@ func sessionCookieValues(h http.Header, name string) iter.Seq[string] {
 	}
 }
 
-// readSessionCookie returns the first value of the cookies named name that
-// is a well-formed ID, and whether any cookie of that name was present.
-func readSessionCookie(h http.Header, name string) (id string, present bool) {
-	for v := range sessionCookieValues(h, name) {
-		present = true
-		if validID(v) {
-			return v, true
-		}
-	}
-	return "", present
-}
-
 // removeSessionCookie deletes the cookies named name from the Cookie
 // headers, keeping the others as they were.
 func removeSessionCookie(h http.Header, name string) {
-	lines := h["Cookie"]
-	kept := lines[:0:0]
-	for _, line := range lines {
-		var parts []string
-		for rest := line; rest != ""; {
-			var part string
-			part, rest, _ = strings.Cut(rest, ";")
-			part = strings.TrimSpace(part)
-			if k, _, _ := strings.Cut(part, "="); k == name || part == "" {
-				continue
-			}
-			parts = append(parts, part)
-		}
-		if len(parts) > 0 {
-			kept = append(kept, strings.Join(parts, "; "))
-		}
-	}
+	kept := filterList(h["Cookie"], ";", func(part string) bool {
+		k, _, _ := strings.Cut(part, "=")
+		return k == name
+	})
 	if len(kept) == 0 {
 		delete(h, "Cookie")
 		return
 	}
 	h["Cookie"] = kept
+}
+
+// filterList drops from a header's values, each a list of items separated
+// by sep, the empty items and those drop reports, and joins the rest with
+// sep and a space. Values left with no item are dropped; the input slice is
+// not changed.
+func filterList(lines []string, sep string, drop func(item string) bool) []string {
+	kept := lines[:0:0]
+	for _, line := range lines {
+		var items []string
+		for rest := line; rest != ""; {
+			var item string
+			item, rest, _ = strings.Cut(rest, sep)
+			if item = strings.TrimSpace(item); item != "" && !drop(item) {
+				items = append(items, item)
+			}
+		}
+		if len(items) > 0 {
+			kept = append(kept, strings.Join(items, sep+" "))
+		}
+	}
+	return kept
 }
 
 // sessionCookie is the cookie that carries id to the client, signed when

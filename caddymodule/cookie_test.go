@@ -114,12 +114,12 @@ func TestReadSessionCookie(t *testing.T) {
 			if tt.lines != nil {
 				h["Cookie"] = append([]string(nil), tt.lines...)
 			}
-			id, present := readSessionCookie(h, name)
+			id, _, present := (&Handler{CookieName: name}).readClientID(h)
 			if id != tt.wantID || present != tt.wantPresent {
-				t.Errorf("readSessionCookie(%q, %q) = %q, %v; want %q, %v", tt.lines, name, id, present, tt.wantID, tt.wantPresent)
+				t.Errorf("readClientID(%q, %q) = %q, %v; want %q, %v", tt.lines, name, id, present, tt.wantID, tt.wantPresent)
 			}
 			if !reflect.DeepEqual(h["Cookie"], tt.lines) {
-				t.Errorf("readSessionCookie changed the header to %q", h["Cookie"])
+				t.Errorf("readClientID changed the header to %q", h["Cookie"])
 			}
 		})
 	}
@@ -172,8 +172,8 @@ func TestRemoveSessionCookie(t *testing.T) {
 			if !reflect.DeepEqual(h["Accept"], []string{"*/*"}) || !reflect.DeepEqual(h["X-Other"], []string{"1", "2"}) {
 				t.Errorf("other headers changed: %v", h)
 			}
-			if id, present := readSessionCookie(h, "session"); id != "" || present {
-				t.Errorf("after removal readSessionCookie = %q, %v", id, present)
+			if id, _, present := (&Handler{CookieName: "session"}).readClientID(h); id != "" || present {
+				t.Errorf("after removal readClientID = %q, %v", id, present)
 			}
 		})
 	}

@@ -99,34 +99,28 @@ func (h *Handler) flag(name string, values []string) bool {
 }
 
 // apply carries out the upstream's instructions on the session, in the
-// order Clear, Regenerate, Set, and sets or deletes the cookie.
-// vary is the Vary value to set when the response has none.
+// order Clear, Regenerate, Set, and sets or deletes the cookie. vary is the
+// Vary value to set when the response has none.
 func (h *Handler) apply(r *http.Request, hdr http.Header, sess *session, in instructions, vary []string) {
-	if !in.any() {
+	stored, changed := !sess.isNew, false
+	switch {
+	case !in.any():
 		// The common response: nothing to write, at most a renewal.
-		if h.updateCookie(r, hdr, sess, !sess.isNew, false) {
-			keepOutOfSharedCaches(hdr)
+	case sess.storeFailed:
+		h.applyUnloaded(context.WithoutCancel(r.Context()), sess, in)
+	default:
+		ctx := context.WithoutCancel(r.Context()) // the client leaving must not tear a write
+		if in.clear {
+			stored = h.clear(ctx, sess, stored)
 		}
-		varyOnCookie(hdr, vary)
-		return
-	}
-	ctx := context.WithoutCancel(r.Context()) // the client leaving must not tear a write
-	if sess.storeFailed {
-		h.applyUnloaded(ctx, r, hdr, sess, in, vary)
-		return
-	}
-	stored := !sess.isNew
-	changed := false
-	if in.clear {
-		stored = h.clear(ctx, sess, stored)
-	}
-	if in.regenerate && !in.clear {
-		stored = h.regenerate(ctx, sess, stored)
-	}
-	if len(in.patches) > 0 || in.expiry != 0 && stored {
-		// An expiry alone is a patch with no changes: it rewrites the
-		// entry with its new lifetime.
-		stored, changed = h.patch(ctx, sess, stored, in.patches, in.expiry)
+		if in.regenerate && !in.clear {
+			stored = h.regenerate(ctx, sess, stored)
+		}
+		if len(in.patches) > 0 || in.expiry != 0 && stored {
+			// An expiry alone is a patch with no changes: it rewrites
+			// the entry with its new lifetime.
+			stored, changed = h.patch(ctx, sess, stored, in.patches, in.expiry)
+		}
 	}
 	if h.updateCookie(r, hdr, sess, stored, changed) {
 		keepOutOfSharedCaches(hdr)
@@ -142,25 +136,25 @@ func (in *instructions) any() bool {
 // applyUnloaded handles the instructions for a session the store failed to
 // load: the client's session may exist, so nothing may replace it. Changes
 // are dropped (the client keeps its cookie); a Clear still deletes the
-// client's session, and its cookie once that worked, since a logout must
-// not be lost.
-func (h *Handler) applyUnloaded(ctx context.Context, r *http.Request, hdr http.Header, sess *session, in instructions, vary []string) {
+// client's session, since a logout must not be lost, and once that worked
+// the cookie is deleted like any other that leads to no session.
+func (h *Handler) applyUnloaded(ctx context.Context, sess *session, in instructions) {
 	if len(in.patches) > 0 || in.regenerate || in.expiry != 0 {
 		h.logStoreError("the session could not be loaded, so the upstream's changes to it are dropped", sess.clientID, errSessionUnloaded)
 	}
-	if in.clear && sess.clientID != "" {
-		start := time.Now()
-		err := h.store.Delete(ctx, h.prefix+sess.clientID)
-		h.metrics.storeOp(opDelete, start, err)
-		if err != nil {
-			h.logStoreError("clearing session failed; the stored session is left as it was", sess.clientID, err)
-		} else {
-			h.metrics.destroyed(destroyedCleared)
-			hdr.Add("Set-Cookie", h.deletionCookie(r).String())
-			keepOutOfSharedCaches(hdr)
-		}
+	if !in.clear || sess.clientID == "" {
+		return
 	}
-	varyOnCookie(hdr, vary)
+	start := time.Now()
+	err := h.store.Delete(ctx, h.prefix+sess.clientID)
+	h.metrics.storeOp(opDelete, start, err)
+	if err != nil {
+		h.logStoreError("clearing session failed; the stored session is left as it was", sess.clientID, err)
+		return
+	}
+	h.metrics.destroyed(destroyedCleared)
+	h.logEvent("session cleared", sess.clientID)
+	sess.storeFailed = false // the store has answered: the session is gone
 }
 
 // errSessionUnloaded explains dropped changes in the log.
