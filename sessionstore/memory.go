@@ -37,13 +37,17 @@ const (
 	evictionLogInterval = 10 * time.Second
 )
 
-// memStore is the in-process store: sharded maps with, per shard, a heap of
-// its entries ordered by expiry. The heap gives the sweeper the expired
-// entries without a scan, and eviction the entry nearest its expiry.
+// memStore is the in-process store: independently locked shards, each
+// with an index of its entries and a heap of them ordered by expiry, laid
+// out without pointers (memshard.go). The heap gives the sweeper the
+// expired entries without a scan, and eviction the entry nearest its
+// expiry.
 type memStore struct {
 	shards [memShardCount]memShard
 	seed   maphash.Seed
-	now    func() int64 // unix nanoseconds; replaced in tests
+	// hashMask is all ones; tests narrow it to make keys' hashes collide.
+	hashMask uint64
+	now      func() int64 // unix nanoseconds; replaced in tests
 
 	count       atomic.Int64
 	maxSessions atomic.Int64
@@ -133,53 +137,6 @@ func (s *memStore) applySettings() {
 	}
 }
 
-type memShard struct {
-	mu      sync.RWMutex
-	entries map[string]*memEntry
-	heap    expiryHeap
-}
-
-type memEntry struct {
-	key     string
-	data    string
-	expires int64 // unix nanoseconds; math.MaxInt64 when permanent
-	renewed int64 // unix nanoseconds of the last renewal
-	created int64 // unix nanoseconds; 0 when not recorded
-	own     int64 // the entry's own expiry (Meta.Expiry), 0 when none
-	index   int   // position in the shard's heap
-}
-
-func (e *memEntry) meta() Meta {
-	m := Meta{Expiry: time.Duration(e.own)}
-	if e.created != 0 {
-		m.Created = time.Unix(0, e.created)
-	}
-	return m
-}
-
-// lifetime returns the ttl and renewal interval of the entry, given the
-// handler's.
-func (e *memEntry) lifetime(ttl, renewAfter time.Duration) (time.Duration, time.Duration) {
-	if e.own == 0 {
-		return ttl, renewAfter
-	}
-	t := EffectiveTTL(time.Duration(e.own), ttl)
-	return t, RenewInterval(t)
-}
-
-func (e *memEntry) expired(now int64) bool { return e.expires <= now }
-
-// renew gives the entry a fresh lifetime of ttl from now. A ttl reaching
-// past the largest time held saturates instead of wrapping into the past.
-func (e *memEntry) renew(now int64, ttl time.Duration) {
-	e.renewed = now
-	if ttl <= 0 || int64(ttl) > math.MaxInt64-now {
-		e.expires = math.MaxInt64
-		return
-	}
-	e.expires = now + int64(ttl)
-}
-
 // newMemStore makes a store and starts its sweeper, which runs every
 // sweepInterval until Destruct.
 func newMemStore(maxSessions int, sweepInterval time.Duration, logger *zap.Logger) *memStore {
@@ -192,6 +149,7 @@ func newMemStore(maxSessions int, sweepInterval time.Duration, logger *zap.Logge
 func newPersistentMemStore(maxSessions int, sweepInterval time.Duration, logger *zap.Logger, path string, persistInterval time.Duration) *memStore {
 	s := &memStore{
 		seed:        maphash.MakeSeed(),
+		hashMask:    math.MaxUint64,
 		evictionLog: throttle.New(evictionLogInterval),
 		now:         func() int64 { return time.Now().UnixNano() },
 		stop:        make(chan struct{}),
@@ -199,7 +157,7 @@ func newPersistentMemStore(maxSessions int, sweepInterval time.Duration, logger 
 		persistDone: make(chan struct{}),
 	}
 	for i := range s.shards {
-		s.shards[i].entries = make(map[string]*memEntry)
+		s.shards[i] = newMemShard()
 	}
 	s.setMaxSessions(maxSessions)
 	s.setLogger(logger)
@@ -226,25 +184,29 @@ func (s *memStore) setLogger(l *zap.Logger) {
 	s.logger.Store(l)
 }
 
-func (s *memStore) shardIndex(key string) int {
-	return int(maphash.String(s.seed, key) % memShardCount)
+// hash returns the hash of key that picks its shard and indexes it there.
+func (s *memStore) hash(key string) uint64 {
+	return maphash.String(s.seed, key) & s.hashMask
 }
 
-func (s *memStore) shard(key string) *memShard { return &s.shards[s.shardIndex(key)] }
+func (s *memStore) shardOf(h uint64) *memShard { return &s.shards[h%memShardCount] }
 
 // Load implements Store.
 func (s *memStore) Load(_ context.Context, key string, ttl, renewAfter time.Duration) (Entry, error) {
-	sh := s.shard(key)
+	h := s.hash(key)
+	sh := s.shardOf(h)
 	now := s.now()
 
 	sh.mu.RLock()
-	e, ok := sh.entries[key]
-	if !ok || e.expired(now) {
+	i, ok := sh.find(h, key)
+	if !ok || sh.slots[i].expired(now) {
 		sh.mu.RUnlock()
 		return Entry{}, ErrNotFound
 	}
+	e := &sh.slots[i]
 	_, after := e.lifetime(ttl, renewAfter)
-	entry, due := Entry{Data: e.data, Meta: e.meta()}, now-e.renewed >= int64(after)
+	due := now-e.renewed >= int64(after)
+	entry := Entry{Data: sh.data(i), Meta: e.meta()}
 	sh.mu.RUnlock()
 	if !due {
 		return entry, nil
@@ -252,18 +214,19 @@ func (s *memStore) Load(_ context.Context, key string, ttl, renewAfter time.Dura
 
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	e, ok = sh.entries[key]
-	if !ok || e.expired(now) {
+	i, ok = sh.find(h, key)
+	if !ok || sh.slots[i].expired(now) {
 		return Entry{}, ErrNotFound
 	}
-	entry = Entry{Data: e.data, Meta: e.meta()}
+	e = &sh.slots[i]
+	entry = Entry{Data: sh.data(i), Meta: e.meta()}
 	t, after := e.lifetime(ttl, renewAfter)
 	// Another request may have renewed it between the two locks.
 	if now-e.renewed < int64(after) {
 		return entry, nil
 	}
 	e.renew(now, t)
-	sh.heap.fix(e.index)
+	sh.fix(e.pos)
 	s.version.Add(1)
 	entry.Renewed = true
 	return entry, nil
@@ -271,15 +234,17 @@ func (s *memStore) Load(_ context.Context, key string, ttl, renewAfter time.Dura
 
 // Inspect implements Inspector.
 func (s *memStore) Inspect(_ context.Context, key string) (Entry, time.Duration, error) {
-	sh := s.shard(key)
+	h := s.hash(key)
+	sh := s.shardOf(h)
 	now := s.now()
 	sh.mu.RLock()
 	defer sh.mu.RUnlock()
-	e, ok := sh.entries[key]
-	if !ok || e.expired(now) {
+	i, ok := sh.find(h, key)
+	if !ok || sh.slots[i].expired(now) {
 		return Entry{}, 0, ErrNotFound
 	}
-	entry := Entry{Data: e.data, Meta: e.meta()}
+	e := &sh.slots[i]
+	entry := Entry{Data: sh.data(i), Meta: e.meta()}
 	if e.expires == math.MaxInt64 {
 		return entry, 0, nil
 	}
@@ -299,13 +264,14 @@ func (s *memStore) notifyRemoved(keys []string, reason string) {
 
 // Patch implements Store.
 func (s *memStore) Patch(_ context.Context, key string, patches []string, opts PatchOptions) (string, error) {
-	sh := s.shard(key)
+	h := s.hash(key)
+	sh := s.shardOf(h)
 	now := s.now()
 
 	sh.mu.Lock()
-	e, ok := sh.entries[key]
-	if ok && e.expired(now) {
-		sh.remove(e)
+	i, ok := sh.find(h, key)
+	if ok && sh.slots[i].expired(now) {
+		sh.remove(i)
 		s.count.Add(-1)
 		ok = false
 	}
@@ -315,13 +281,22 @@ func (s *memStore) Patch(_ context.Context, key string, patches []string, opts P
 	}
 	current := ""
 	if ok {
-		current = e.data
+		current = sh.data(i)
 	}
 	// The merge runs under the lock: that is what makes concurrent
 	// patches of one session compose instead of overwriting each other.
 	data, err := ApplyPatches(current, patches)
 	if err == nil && OverSize(data, current, opts.MaxSize) {
 		err = fmt.Errorf("%w: %d bytes, the limit is %d", ErrTooLarge, len(data), opts.MaxSize)
+	}
+	if err == nil && data != EmptyData {
+		need := len(data)
+		if !ok {
+			need += len(key)
+		}
+		if err = sh.makeRoom(need); err == nil && ok {
+			i, _ = sh.find(h, key) // makeRoom may have compacted the shard
+		}
 	}
 	if err != nil {
 		sh.mu.Unlock()
@@ -330,14 +305,14 @@ func (s *memStore) Patch(_ context.Context, key string, patches []string, opts P
 	inserted := false
 	switch {
 	case data == EmptyData && ok:
-		sh.remove(e)
+		sh.remove(i)
 		s.count.Add(-1)
 	case data == EmptyData:
 	default:
-		if !ok {
-			e = &memEntry{key: key}
+		var e memEntry
+		if ok {
+			e = sh.slots[i]
 		}
-		e.data = data
 		if opts.SetCreated && e.created == 0 {
 			e.created = now
 		}
@@ -347,9 +322,13 @@ func (s *memStore) Patch(_ context.Context, key string, patches []string, opts P
 		ttl, _ := e.lifetime(opts.TTL, 0)
 		e.renew(now, ttl)
 		if ok {
-			sh.heap.fix(e.index)
+			sh.setData(i, data)
+			held := &sh.slots[i]
+			held.created, held.own, held.expires, held.renewed = e.created, e.own, e.expires, e.renewed
+			sh.fix(held.pos)
+			sh.maybeCompact()
 		} else {
-			sh.insert(e)
+			sh.insert(h, key, data, e)
 			s.count.Add(1)
 			inserted = true
 		}
@@ -365,10 +344,11 @@ func (s *memStore) Patch(_ context.Context, key string, patches []string, opts P
 
 // Delete implements Store.
 func (s *memStore) Delete(_ context.Context, key string) error {
-	sh := s.shard(key)
+	h := s.hash(key)
+	sh := s.shardOf(h)
 	sh.mu.Lock()
-	if e, ok := sh.entries[key]; ok {
-		sh.remove(e)
+	if i, ok := sh.find(h, key); ok {
+		sh.remove(i)
 		s.count.Add(-1)
 		s.version.Add(1)
 	}
@@ -378,29 +358,55 @@ func (s *memStore) Delete(_ context.Context, key string) error {
 
 // Rename implements Store.
 func (s *memStore) Rename(_ context.Context, oldKey, newKey string, ttl time.Duration) error {
-	fi, ti := s.shardIndex(oldKey), s.shardIndex(newKey)
+	fromHash, toHash := s.hash(oldKey), s.hash(newKey)
+	fi, ti := int(fromHash%memShardCount), int(toHash%memShardCount)
 	from, to := &s.shards[fi], &s.shards[ti]
 	unlock := s.lockPair(fi, ti)
 	defer unlock()
 
 	now := s.now()
-	e, ok := from.entries[oldKey]
+	i, ok := from.find(fromHash, oldKey)
 	if !ok {
 		return ErrNotFound
 	}
-	from.remove(e)
-	if e.expired(now) {
+	if from.slots[i].expired(now) {
+		from.remove(i)
 		s.count.Add(-1)
 		return ErrNotFound
 	}
-	if prev, ok := to.entries[newKey]; ok {
-		to.remove(prev)
+	// Room first, so that a rename that does not fit loses nothing.
+	if err := to.makeRoom(len(newKey) + int(from.slots[i].dataLen)); err != nil {
+		return err
+	}
+	i, _ = from.find(fromHash, oldKey) // makeRoom may have compacted the shard
+	e, data := from.slots[i], from.data(i)
+	from.remove(i)
+	if j, ok := to.find(toHash, newKey); ok {
+		to.remove(j)
 		s.count.Add(-1)
 	}
-	e.key = newKey
 	ttl, _ = e.lifetime(ttl, 0)
 	e.renew(now, ttl)
-	to.insert(e)
+	to.insert(toHash, newKey, data, e)
+	s.version.Add(1)
+	return nil
+}
+
+// put stores data under key with e's times, replacing what key held.
+func (s *memStore) put(key, data string, e memEntry) error {
+	h := s.hash(key)
+	sh := s.shardOf(h)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if i, ok := sh.find(h, key); ok {
+		sh.remove(i)
+		s.count.Add(-1)
+	}
+	if err := sh.makeRoom(len(key) + len(data)); err != nil {
+		return err
+	}
+	sh.insert(h, key, data, e)
+	s.count.Add(1)
 	s.version.Add(1)
 	return nil
 }
@@ -422,16 +428,6 @@ func (s *memStore) lockPair(i, j int) func() {
 		second.mu.Unlock()
 		first.mu.Unlock()
 	}
-}
-
-func (sh *memShard) insert(e *memEntry) {
-	sh.entries[e.key] = e
-	sh.heap.push(e)
-}
-
-func (sh *memShard) remove(e *memEntry) {
-	delete(sh.entries, e.key)
-	sh.heap.remove(e.index)
 }
 
 // Len returns the number of entries held, expired ones not yet swept
@@ -464,9 +460,11 @@ func (s *memStore) evictOne() bool {
 		for i := range s.shards {
 			sh := &s.shards[i]
 			sh.mu.RLock()
-			if top := sh.heap.peek(); top != nil &&
-				(victim == nil || top.expires < best || (top.expires == best && top.renewed < bestRenewed)) {
-				victim, key, best, bestRenewed = sh, top.key, top.expires, top.renewed
+			if top, ok := sh.top(); ok {
+				e := &sh.slots[top]
+				if victim == nil || e.expires < best || (e.expires == best && e.renewed < bestRenewed) {
+					victim, key, best, bestRenewed = sh, string(sh.key(top)), e.expires, e.renewed
+				}
 			}
 			sh.mu.RUnlock()
 		}
@@ -475,7 +473,7 @@ func (s *memStore) evictOne() bool {
 		}
 		victim.mu.Lock()
 		// Evict only what was chosen: the shard may have changed since.
-		if top := victim.heap.peek(); top != nil && top.key == key {
+		if top, ok := victim.top(); ok && string(victim.key(top)) == key {
 			victim.remove(top)
 			s.count.Add(-1)
 			s.version.Add(1)
@@ -521,9 +519,13 @@ func (s *memStore) sweep() int {
 			now := s.now()
 			var keys []string
 			sh.mu.Lock()
-			for top := sh.heap.peek(); top != nil && top.expired(now) && len(keys) < sweepBatch; top = sh.heap.peek() {
+			for len(keys) < sweepBatch {
+				top, ok := sh.top()
+				if !ok || !sh.slots[top].expired(now) {
+					break
+				}
+				keys = append(keys, string(sh.key(top)))
 				sh.remove(top)
-				keys = append(keys, top.key)
 			}
 			more = len(keys) == sweepBatch
 			sh.mu.Unlock()
@@ -546,85 +548,4 @@ func (s *memStore) Destruct() error {
 		return err
 	}
 	return nil
-}
-
-// expiryHeap is a binary min-heap of entries by expiry, then by last
-// renewal, so that among permanent entries the least recently used is
-// first. Each entry knows its index, so fix and remove are O(log n).
-type expiryHeap []*memEntry
-
-func (h expiryHeap) less(i, j int) bool {
-	if h[i].expires != h[j].expires {
-		return h[i].expires < h[j].expires
-	}
-	return h[i].renewed < h[j].renewed
-}
-
-func (h expiryHeap) swap(i, j int) {
-	h[i], h[j] = h[j], h[i]
-	h[i].index = i
-	h[j].index = j
-}
-
-func (h expiryHeap) peek() *memEntry {
-	if len(h) == 0 {
-		return nil
-	}
-	return h[0]
-}
-
-func (h *expiryHeap) push(e *memEntry) {
-	e.index = len(*h)
-	*h = append(*h, e)
-	h.up(e.index)
-}
-
-func (h *expiryHeap) remove(i int) {
-	old := *h
-	last := len(old) - 1
-	if i != last {
-		old.swap(i, last)
-	}
-	old[last] = nil
-	*h = old[:last]
-	if i != last {
-		h.fix(i)
-	}
-}
-
-func (h expiryHeap) fix(i int) {
-	if !h.down(i) {
-		h.up(i)
-	}
-}
-
-func (h expiryHeap) up(i int) {
-	for i > 0 {
-		parent := (i - 1) / 2
-		if !h.less(i, parent) {
-			return
-		}
-		h.swap(i, parent)
-		i = parent
-	}
-}
-
-func (h expiryHeap) down(i int) bool {
-	start := i
-	for {
-		left := 2*i + 1
-		if left >= len(h) {
-			break
-		}
-		child := left
-		if right := left + 1; right < len(h) && h.less(right, left) {
-			child = right
-		}
-		if !h.less(child, i) {
-			break
-		}
-		h.swap(i, child)
-		i = child
-	}
-	return i > start
 }

@@ -113,58 +113,87 @@ func wantLen(t *testing.T, s *memStore, want int) {
 	}
 }
 
-// entryOf returns a copy of the entry under key as the store holds it,
-// expired or not.
-func entryOf(s *memStore, key string) (memEntry, bool) {
-	sh := s.shard(key)
-	sh.mu.RLock()
-	defer sh.mu.RUnlock()
-	e, ok := sh.entries[key]
-	if !ok {
-		return memEntry{}, false
-	}
-	return *e, true
+// heldEntry is an entry as a shard holds it, with its key and data.
+type heldEntry struct {
+	memEntry
+	key, data string
 }
 
-// checkInvariants verifies every shard: the heap is in heap order, each
-// entry's index is its position, map and heap hold the same entries, every
-// key is in the shard it hashes to, and the entries add up to Len. The
-// store must be quiescent.
+// shardIndex returns the number of the shard that holds key.
+func (s *memStore) shardIndex(key string) int { return int(s.hash(key) % memShardCount) }
+
+// entryOf returns a copy of the entry under key as the store holds it,
+// expired or not.
+func entryOf(s *memStore, key string) (heldEntry, bool) {
+	h := s.hash(key)
+	sh := s.shardOf(h)
+	sh.mu.RLock()
+	defer sh.mu.RUnlock()
+	i, ok := sh.find(h, key)
+	if !ok {
+		return heldEntry{}, false
+	}
+	return heldEntry{memEntry: sh.slots[i], key: string(sh.key(i)), data: sh.data(i)}, true
+}
+
+// checkInvariants verifies every shard: the heap is in heap order and each
+// entry's position is its place in it; each slot is either in the heap or
+// free, once; the index finds every entry by its key, and holds nothing
+// else; every key is in the shard it hashes to; the arena's garbage is
+// what the entries do not use; and the entries add up to Len. The store
+// must be quiescent.
 func checkInvariants(t *testing.T, s *memStore) {
 	t.Helper()
 	total := 0
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.RLock()
-		if len(sh.entries) != len(sh.heap) {
-			t.Errorf("shard %d: %d map entries, %d heap entries", i, len(sh.entries), len(sh.heap))
-		}
-		for j, e := range sh.heap {
-			if e == nil {
-				t.Errorf("shard %d: heap[%d] is nil", i, j)
+		seen := make(map[uint32]bool)
+		used := 0
+		for j, slot := range sh.heap {
+			if int(slot) >= len(sh.slots) || seen[slot] {
+				t.Errorf("shard %d: heap[%d] is slot %d, out of range or twice", i, j, slot)
 				continue
 			}
-			if e.index != j {
-				t.Errorf("shard %d: heap[%d] (%q) has index %d", i, j, e.key, e.index)
+			seen[slot] = true
+			e := &sh.slots[slot]
+			key := string(sh.key(slot))
+			used += int(e.keyLen + e.dataLen)
+			if e.pos != uint32(j) {
+				t.Errorf("shard %d: heap[%d] (%q) has position %d", i, j, key, e.pos)
 			}
-			if m := sh.entries[e.key]; m != e {
-				t.Errorf("shard %d: heap[%d] (%q) is not the map's entry %p", i, j, e.key, m)
+			if e.hash != s.hash(key) {
+				t.Errorf("shard %d: slot %d (%q) has hash %x, want %x", i, slot, key, e.hash, s.hash(key))
 			}
-			if si := s.shardIndex(e.key); si != i {
-				t.Errorf("shard %d: key %q belongs in shard %d", i, e.key, si)
+			if got, ok := sh.find(e.hash, key); !ok || got != slot {
+				t.Errorf("shard %d: find(%q) = %d, %v; want slot %d", i, key, got, ok, slot)
 			}
-			if j > 0 && sh.heap.less(j, (j-1)/2) {
-				p := sh.heap[(j-1)/2]
+			if si := s.shardIndex(key); si != i {
+				t.Errorf("shard %d: key %q belongs in shard %d", i, key, si)
+			}
+			if j > 0 && sh.less(uint32(j), uint32((j-1)/2)) {
+				p := &sh.slots[sh.heap[(j-1)/2]]
 				t.Errorf("shard %d: heap[%d] (%d,%d) sorts before its parent (%d,%d)",
 					i, j, e.expires, e.renewed, p.expires, p.renewed)
 			}
 		}
-		for k, e := range sh.entries {
-			if e.key != k {
-				t.Errorf("shard %d: map key %q holds entry of key %q", i, k, e.key)
+		for _, slot := range sh.free {
+			if seen[slot] {
+				t.Errorf("shard %d: slot %d is both free and in the heap (or free twice)", i, slot)
 			}
+			seen[slot] = true
 		}
-		total += len(sh.entries)
+		if len(seen) != len(sh.slots) {
+			t.Errorf("shard %d: %d slots, %d in the heap or free", i, len(sh.slots), len(seen))
+		}
+		if n := len(sh.index) + len(sh.collided); n != len(sh.heap) {
+			t.Errorf("shard %d: index and collided hold %d keys, the heap %d", i, n, len(sh.heap))
+		}
+		if used+sh.garbage != len(sh.arena) {
+			t.Errorf("shard %d: entries use %d arena bytes and %d are garbage, but it holds %d",
+				i, used, sh.garbage, len(sh.arena))
+		}
+		total += len(sh.heap)
 		sh.mu.RUnlock()
 	}
 	if total != s.Len() {
@@ -995,7 +1024,7 @@ func TestMemConcurrentPatchesOfOneSession(t *testing.T) {
 func TestMemConcurrentLoadsRenewOnce(t *testing.T) {
 	s, c := newTestStore(t, 0)
 	mustPatch(t, s, "k", time.Hour, `{"a":1}`)
-	sh := s.shard("k")
+	sh := s.shardOf(s.hash("k"))
 	const loaders = 32
 	for round := 0; round < 5; round++ {
 		c.advance(2 * time.Minute) // due; the clock stays put during the round
@@ -1213,13 +1242,46 @@ func (m *model) sweep(now int64) int {
 // store and on a reference model of the contract, and compares every result
 // and the heap invariants after each operation.
 func TestMemRandomAgainstModel(t *testing.T) {
-	for seed := int64(1); seed <= 5; seed++ {
-		t.Run(fmt.Sprint(seed), func(t *testing.T) {
-			s, c := newTestStore(t, 0)
+	for _, layout := range []struct {
+		name      string
+		collide   bool // keys' hashes collide, a few per shard
+		compactly bool // shards compact at a few bytes and slots
+	}{
+		{"default", false, false},
+		{"collisions", true, false},
+		{"compacting", false, true},
+		{"both", true, true},
+	} {
+		for seed := int64(1); seed <= 5; seed++ {
+			t.Run(fmt.Sprintf("%s/%d", layout.name, seed), func(t *testing.T) {
+				s, c := newTestStore(t, 0)
+				if layout.collide {
+					s.hashMask = 0x3f // two hash values a shard
+				}
+				if layout.compactly {
+					setShardLimits(s, shardLimits{compactMinArena: 32, compactMinSlots: 2, maxArena: maxArena})
+				}
+				testMemRandomAgainstModel(t, s, c, seed)
+			})
+		}
+	}
+}
+
+// setShardLimits replaces every shard's limits; the store must be new.
+func setShardLimits(s *memStore, l shardLimits) {
+	for i := range s.shards {
+		s.shards[i].limits = l
+	}
+}
+
+func testMemRandomAgainstModel(t *testing.T, s *memStore, c *fakeClock, seed int64) {
+	{
+		{
 			m := &model{entries: map[string]*modelEntry{}}
 			r := rand.New(rand.NewSource(seed))
 			ttls := []time.Duration{0, time.Second, 5 * time.Second, time.Minute}
-			patches := []string{`{"a":1}`, `{"b":{"c":2}}`, `{"a":null}`, `{"b":{"c":null}}`, `{"b":null}`, `{}`, `{"a":"é"}`}
+			patches := []string{`{"a":1}`, `{"b":{"c":2}}`, `{"a":null}`, `{"b":{"c":null}}`, `{"b":null}`, `{}`, `{"a":"é"}`,
+				`{"s":"a longer value, for data that outgrows its place"}`, `{"s":null}`}
 			key := func() string { return fmt.Sprintf("k%d", r.Intn(40)) }
 			for i := 0; i < 4000; i++ {
 				now := c.now()
@@ -1280,7 +1342,7 @@ func TestMemRandomAgainstModel(t *testing.T) {
 					t.Fatalf("op %d %s broke the invariants", i, desc)
 				}
 			}
-		})
+		}
 	}
 }
 
@@ -1340,41 +1402,122 @@ func TestMemRandomHeapWithCap(t *testing.T) {
 	}
 }
 
+// TestMemShardFullLosesNothing fills a store whose shards can hold only a
+// few bytes: a write or rename that does not fit fails and changes
+// nothing, and a compaction makes room where garbage was.
+func TestMemShardFullLosesNothing(t *testing.T) {
+	s, _ := newTestStore(t, 0)
+	// Room for "k" and two copies of {"a":"xx"}: enough to compact once.
+	setShardLimits(s, shardLimits{compactMinArena: maxArena, compactMinSlots: maxArena, maxArena: 1 + 2*len(`{"a":"xx"}`)})
+	mustPatch(t, s, "k", time.Hour, `{"a":"x"}`)
+
+	if _, err := s.Patch(bg, "k", []string{`{"b":"a value too long for the shard"}`}, PatchOptions{TTL: time.Hour}); !errors.Is(err, errShardFull) {
+		t.Fatalf("Patch past the shard's room: %v, want errShardFull", err)
+	}
+	if got := peek(t, s, "k"); got != `{"a":"x"}` {
+		t.Fatalf("after the refused Patch, k = %s, want it as it was", got)
+	}
+	if err := s.Rename(bg, "k", "a key too long for the shard to take", time.Hour); !errors.Is(err, errShardFull) {
+		t.Fatalf("Rename past the shard's room: %v, want errShardFull", err)
+	}
+	if got := peek(t, s, "k"); got != `{"a":"x"}` {
+		t.Fatalf("after the refused Rename, k = %s, want it as it was", got)
+	}
+	// Longer data goes to the end of the arena; the next change needs the
+	// garbage back, which makeRoom compacts for.
+	for _, p := range []string{`{"a":"xx"}`, `{"a":"yy"}`, `{"a":"zz"}`} {
+		if got := mustPatch(t, s, "k", time.Hour, p); got != p {
+			t.Fatalf("Patch(%s) = %s", p, got)
+		}
+	}
+	if got := peek(t, s, "k"); got != `{"a":"zz"}` {
+		t.Fatalf("k = %s, want {\"a\":\"zz\"}", got)
+	}
+	checkInvariants(t, s)
+}
+
+// TestMemShrinksAfterMassRemoval: once most sessions are gone, the shards
+// compact, so the store's memory follows its sessions down to a floor of
+// compactMinSlots slots and compactMinArena bytes a shard.
+func TestMemShrinksAfterMassRemoval(t *testing.T) {
+	s, c := newTestStore(t, 0)
+	const n, kept = 100_000, 100
+	data := `{"user":"` + strings.Repeat("x", 200) + `"}`
+	for i := 0; i < n; i++ {
+		ttl := time.Minute
+		if i < kept {
+			ttl = time.Hour
+		}
+		mustPatch(t, s, fmt.Sprintf("session:%08d", i), ttl, data)
+	}
+	size := func() (slots, arena int) {
+		for i := range s.shards {
+			sh := &s.shards[i]
+			sh.mu.RLock()
+			slots += cap(sh.slots)
+			arena += cap(sh.arena)
+			sh.mu.RUnlock()
+		}
+		return
+	}
+	slotsFull, arenaFull := size()
+	c.advance(2 * time.Minute)
+	if got := s.sweep(); got != n-kept {
+		t.Fatalf("sweep dropped %d, want %d", got, n-kept)
+	}
+	slots, arena := size()
+	maxSlots, maxArena := memShardCount*compactMinSlots*5/4, memShardCount*compactMinArena*5/4
+	if slots > maxSlots || arena > maxArena {
+		t.Errorf("after all but %d of %d sessions expired: %d slots (of %d; want at most %d), %d arena bytes (of %d; want at most %d)",
+			kept, n, slots, slotsFull, maxSlots, arena, arenaFull, maxArena)
+	}
+	for i := 0; i < kept; i++ {
+		if got := peek(t, s, fmt.Sprintf("session:%08d", i)); got != data {
+			t.Fatalf("kept session %d = %q", i, got)
+		}
+	}
+	checkInvariants(t, s)
+}
+
 func TestExpiryHeapOrder(t *testing.T) {
-	// Push in random order, pop by remove(0): entries come out by expiry,
-	// then by last renewal.
+	// Insert in random order, take the top and remove it: entries come
+	// out by expiry, then by last renewal.
 	r := rand.New(rand.NewSource(7))
-	var h expiryHeap
-	var all []*memEntry
+	sh := newMemShard()
+	type times struct{ expires, renewed int64 }
+	all := map[uint32]bool{}
 	for i := 0; i < 300; i++ {
-		e := &memEntry{key: fmt.Sprint(i), expires: int64(r.Intn(20)), renewed: int64(r.Intn(20))}
+		e := memEntry{expires: int64(r.Intn(20)), renewed: int64(r.Intn(20))}
 		if r.Intn(5) == 0 {
 			e.expires = math.MaxInt64
 		}
-		all = append(all, e)
-		h.push(e)
+		all[sh.insert(uint64(i), fmt.Sprint(i), "{}", e)] = true
+	}
+	slots := func() []uint32 {
+		var l []uint32
+		for slot := range all {
+			l = append(l, slot)
+		}
+		sort.Slice(l, func(i, j int) bool { return l[i] < l[j] })
+		return l
 	}
 	// Change some in place and fix them.
 	for i := 0; i < 50; i++ {
-		e := all[r.Intn(len(all))]
+		l := slots()
+		e := &sh.slots[l[r.Intn(len(l))]]
 		e.expires = int64(r.Intn(30))
-		h.fix(e.index)
+		sh.fix(e.pos)
 	}
-	// Remove some from the middle.
-	removed := map[*memEntry]bool{}
+	// Remove some from the middle (300 slots are too few to compact).
 	for i := 0; i < 50; i++ {
-		e := all[r.Intn(len(all))]
-		if removed[e] {
-			continue
-		}
-		removed[e] = true
-		h.remove(e.index)
+		l := slots()
+		slot := l[r.Intn(len(l))]
+		delete(all, slot)
+		sh.remove(slot)
 	}
-	var want []*memEntry
-	for _, e := range all {
-		if !removed[e] {
-			want = append(want, e)
-		}
+	var want []times
+	for _, slot := range slots() {
+		want = append(want, times{sh.slots[slot].expires, sh.slots[slot].renewed})
 	}
 	sort.Slice(want, func(i, j int) bool {
 		if want[i].expires != want[j].expires {
@@ -1383,17 +1526,17 @@ func TestExpiryHeapOrder(t *testing.T) {
 		return want[i].renewed < want[j].renewed
 	})
 	for i, w := range want {
-		top := h.peek()
-		if top == nil {
+		top, ok := sh.top()
+		if !ok {
 			t.Fatalf("heap empty after %d of %d", i, len(want))
 		}
-		if top.expires != w.expires || top.renewed != w.renewed {
-			t.Fatalf("pop %d = (%d,%d), want (%d,%d)", i, top.expires, top.renewed, w.expires, w.renewed)
+		if got := (times{sh.slots[top].expires, sh.slots[top].renewed}); got != w {
+			t.Fatalf("pop %d = %v, want %v", i, got, w)
 		}
-		h.remove(0)
+		sh.remove(top)
 	}
-	if h.peek() != nil || len(h) != 0 {
-		t.Errorf("heap not empty: %d left", len(h))
+	if _, ok := sh.top(); ok || len(sh.heap) != 0 {
+		t.Errorf("heap not empty: %d left", len(sh.heap))
 	}
 }
 

@@ -133,12 +133,13 @@ func (s *memStore) save() error {
 // read lock and writes after, so the disk never holds up requests.
 func (sh *memShard) writeEntries(enc *json.Encoder, now int64) error {
 	sh.mu.RLock()
-	batch := make([]persistEntry, 0, len(sh.entries))
-	for _, e := range sh.entries {
+	batch := make([]persistEntry, 0, len(sh.heap))
+	for _, i := range sh.heap {
+		e := &sh.slots[i]
 		if e.expired(now) {
 			continue
 		}
-		pe := persistEntry{Key: e.key, Data: e.data, Renewed: e.renewed, Created: e.created, Own: e.own}
+		pe := persistEntry{Key: string(sh.key(i)), Data: sh.data(i), Renewed: e.renewed, Created: e.created, Own: e.own}
 		if e.expires != math.MaxInt64 {
 			pe.Expires = e.expires
 		}
@@ -182,19 +183,14 @@ func (s *memStore) loadPersisted(path string) {
 			expired++
 			continue
 		}
-		e := &memEntry{key: pe.Key, data: pe.Data, expires: pe.Expires, renewed: pe.Renewed, created: pe.Created, own: pe.Own}
+		e := memEntry{expires: pe.Expires, renewed: pe.Renewed, created: pe.Created, own: pe.Own}
 		if e.expires == 0 {
 			e.expires = math.MaxInt64
 		}
-		sh := s.shard(e.key)
-		sh.mu.Lock()
-		if prev, ok := sh.entries[e.key]; ok {
-			sh.remove(prev)
-			s.count.Add(-1)
+		if err := s.put(pe.Key, pe.Data, e); err != nil {
+			logger.Error("memory session store: a session from its file does not fit; dropped", zap.Error(err))
+			continue
 		}
-		sh.insert(e)
-		sh.mu.Unlock()
-		s.count.Add(1)
 		loaded++
 	}
 	s.enforceCap()
