@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"iter"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -109,39 +110,75 @@ func filterList(lines []string, sep string, drop func(item string) bool) []strin
 	return kept
 }
 
-// sessionCookie is the cookie that carries id to the client, signed when
-// there are secrets, with a lifetime of age.
-func (h *Handler) sessionCookie(r *http.Request, id string, age time.Duration, now time.Time) *http.Cookie {
-	c := h.cookieBase(r)
-	c.Value = id
+// setCookieFormat holds the parts of the Set-Cookie values that are the
+// same on every response: written once, at Provision, by net/http itself,
+// so a response only appends the ID and its times. Building and validating
+// an http.Cookie per response cost a noticeable part of the write path.
+type setCookieFormat struct {
+	nameEq   string    // "name="
+	attrs    string    // "; Path=/; Domain=example.com": what comes before Expires
+	tail     [2]string // "; HttpOnly; SameSite=Lax": what follows Max-Age, without and with Secure
+	deletion [2]string // the whole deletion cookie, without and with Secure
+}
+
+func newSetCookieFormat(name, path, domain string, httpOnly bool, sameSite http.SameSite) setCookieFormat {
+	f := setCookieFormat{nameEq: name + "="}
+	f.attrs = strings.TrimPrefix((&http.Cookie{Name: name, Path: path, Domain: domain}).String(), f.nameEq)
+	for i, secure := range []bool{false, true} {
+		tail := &http.Cookie{Name: name, HttpOnly: httpOnly, Secure: secure, SameSite: sameSite}
+		f.tail[i] = strings.TrimPrefix(tail.String(), f.nameEq)
+		// The deletion cookie carries the same Name, Domain, Path, Secure
+		// and SameSite as the cookie it deletes: browsers match on those,
+		// and a deletion cookie without the Domain (as sanic_session
+		// sends) leaves a domain cookie in place.
+		deletion := &http.Cookie{
+			Name: name, Path: path, Domain: domain,
+			MaxAge:   -1, // written as Max-Age=0
+			Expires:  time.Unix(0, 0).UTC(),
+			HttpOnly: httpOnly, Secure: secure, SameSite: sameSite,
+		}
+		f.deletion[i] = deletion.String()
+	}
+	return f
+}
+
+// sessionCookie is the Set-Cookie value that carries id to the client,
+// signed when there are secrets, with a lifetime of age (none for a
+// sessioncookie): the same text as net/http's Cookie.String, which the
+// tests hold it to. The value needs no sanitizing: IDs and signatures are
+// hex and base64url.
+func (h *Handler) sessionCookie(r *http.Request, id string, age time.Duration, now time.Time) string {
+	f := &h.cookieFormat
+	value := id
 	if h.signer != nil {
-		c.Value = h.signer.cookieValue(id)
+		value = h.signer.cookieValue(id)
 	}
+	var b strings.Builder
+	b.Grow(len(f.nameEq) + len(value) + len(f.attrs) + len(f.tail[1]) + 64)
+	b.WriteString(f.nameEq)
+	b.WriteString(value)
+	b.WriteString(f.attrs)
 	if !h.SessionCookie {
-		c.MaxAge = max(int(age/time.Second), 1)
-		c.Expires = now.Add(age).UTC()
+		var buf [len(http.TimeFormat)]byte
+		b.WriteString("; Expires=")
+		b.Write(now.Add(age).UTC().AppendFormat(buf[:0], http.TimeFormat))
+		b.WriteString("; Max-Age=")
+		b.Write(strconv.AppendInt(buf[:0], int64(max(age/time.Second, 1)), 10))
 	}
-	return c
+	b.WriteString(f.tail[h.secureIndex(r)])
+	return b.String()
 }
 
-// deletionCookie removes the session cookie from the client. It carries the
-// same Name, Domain, Path, Secure and SameSite as the cookie it deletes:
-// browsers match on those, and a deletion cookie without the Domain (as
-// sanic_session sends) leaves a domain cookie in place.
-func (h *Handler) deletionCookie(r *http.Request) *http.Cookie {
-	c := h.cookieBase(r)
-	c.MaxAge = -1 // written as Max-Age=0
-	c.Expires = time.Unix(0, 0).UTC()
-	return c
+// deletionCookie is the Set-Cookie value that removes the session cookie
+// from the client.
+func (h *Handler) deletionCookie(r *http.Request) string {
+	return h.cookieFormat.deletion[h.secureIndex(r)]
 }
 
-func (h *Handler) cookieBase(r *http.Request) *http.Cookie {
-	return &http.Cookie{
-		Name:     h.CookieName,
-		Path:     h.Path,
-		Domain:   h.Domain,
-		HttpOnly: h.httpOnly,
-		Secure:   h.secure == secureAlways || h.secure == secureAuto && r.TLS != nil,
-		SameSite: h.sameSite,
+// secureIndex is 1 when the cookie is Secure on this request, else 0.
+func (h *Handler) secureIndex(r *http.Request) int {
+	if h.secure == secureAlways || h.secure == secureAuto && r.TLS != nil {
+		return 1
 	}
+	return 0
 }

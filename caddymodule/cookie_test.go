@@ -268,20 +268,20 @@ func TestCookies(t *testing.T) {
 			}
 			sc := h.sessionCookie(r, id, h.cookieAge, now)
 			dc := h.deletionCookie(r)
-			if got := sc.String(); got != tt.want {
+			if got := sc; got != tt.want {
 				t.Errorf("session cookie\n got %s\nwant %s", got, tt.want)
 			}
-			if got := dc.String(); got != tt.wantDel {
+			if got := dc; got != tt.wantDel {
 				t.Errorf("deletion cookie\n got %s\nwant %s", got, tt.wantDel)
 			}
 
 			// A browser matches the deletion cookie to the session
 			// cookie by these: read back, they must be the same.
-			s, err := http.ParseSetCookie(sc.String())
+			s, err := http.ParseSetCookie(sc)
 			if err != nil {
 				t.Fatal(err)
 			}
-			d, err := http.ParseSetCookie(dc.String())
+			d, err := http.ParseSetCookie(dc)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -311,12 +311,59 @@ func TestSessionCookieNow(t *testing.T) {
 		time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC),
 		time.Date(2031, 6, 15, 12, 0, 0, 0, time.FixedZone("UTC-7", -7*3600)),
 	} {
-		c := h.sessionCookie(r, id1, h.cookieAge, now)
+		c, err := http.ParseSetCookie(h.sessionCookie(r, id1, h.cookieAge, now))
+		if err != nil {
+			t.Fatal(err)
+		}
 		if !c.Expires.Equal(now.Add(time.Hour)) || c.Expires.Location() != time.UTC {
 			t.Errorf("now %v: Expires %v, want %v in UTC", now, c.Expires, now.Add(time.Hour))
 		}
 		if c.MaxAge != 3600 {
 			t.Errorf("now %v: MaxAge %d, want 3600", now, c.MaxAge)
+		}
+	}
+}
+
+// TestSessionCookieMatchesNetHTTP holds the precomputed Set-Cookie values
+// to what net/http writes for the same cookie, across settings, request
+// schemes, signing and lifetimes (sub-second ones round up to Max-Age=1).
+func TestSessionCookieMatchesNetHTTP(t *testing.T) {
+	now := time.Date(2031, 6, 15, 12, 0, 0, 0, time.FixedZone("UTC-7", -7*3600))
+	for _, cfg := range []string{
+		`{}`,
+		`{"sessioncookie": true}`,
+		`{"cookie_name": "__Host-s"}`,
+		`{"cookie_name": "myapp", "domain": ".example.com", "path": "/app", "httponly": false, "samesite": "strict"}`,
+		`{"samesite": "none", "secure": "always", "secrets": ["0123456789abcdef0123456789abcdef"]}`,
+		`{"secure": "never", "samesite": "lax", "secrets": ["0123456789abcdef0123456789abcdef"]}`,
+	} {
+		h := mustProvision(t, unmarshalHandler(t, cfg))
+		for _, scheme := range []string{"http", "https"} {
+			r := httptest.NewRequest(http.MethodGet, scheme+"://example.com/app/x", nil)
+			if scheme == "http" {
+				r.TLS = nil
+			}
+			for _, age := range []time.Duration{time.Millisecond, 1500 * time.Millisecond, time.Hour, 400 * 24 * time.Hour} {
+				want := &http.Cookie{
+					Name: h.CookieName, Value: id1, Path: h.Path, Domain: h.Domain,
+					HttpOnly: h.httpOnly, SameSite: h.sameSite,
+					Secure: h.secure == secureAlways || h.secure == secureAuto && r.TLS != nil,
+				}
+				if h.signer != nil {
+					want.Value = h.signer.cookieValue(id1)
+				}
+				if !h.SessionCookie {
+					want.MaxAge = max(int(age/time.Second), 1)
+					want.Expires = now.Add(age).UTC()
+				}
+				if got := h.sessionCookie(r, id1, age, now); got != want.String() {
+					t.Errorf("%s over %s, age %v:\n got %s\nwant %s", cfg, scheme, age, got, want.String())
+				}
+				want.Value, want.MaxAge, want.Expires = "", -1, time.Unix(0, 0).UTC()
+				if got := h.deletionCookie(r); got != want.String() {
+					t.Errorf("%s over %s: deletion cookie\n got %s\nwant %s", cfg, scheme, got, want.String())
+				}
+			}
 		}
 	}
 }

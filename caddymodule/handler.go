@@ -139,9 +139,11 @@ type Handler struct {
 	httpOnly   bool
 	secure     secureMode
 	sameSite   http.SameSite
-	failClosed bool
-	signer     *signer // nil without secrets
-	logger     *zap.Logger
+	// cookieFormat is the fixed text of the Set-Cookie values.
+	cookieFormat setCookieFormat
+	failClosed   bool
+	signer       *signer // nil without secrets
+	logger       *zap.Logger
 	// storeErrors and rejections throttle the logs of store failures and
 	// of refused cookies.
 	storeErrors *throttle.Throttle
@@ -198,6 +200,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.httpOnly = h.HTTPOnly == nil || *h.HTTPOnly
 	h.secure = h.effectiveSecure()
 	h.sameSite = parseSameSite(h.SameSite)
+	h.cookieFormat = newSetCookieFormat(h.CookieName, h.Path, h.Domain, h.httpOnly, h.sameSite)
 	h.names = newContractNames(h.SessionName)
 
 	if h.StoreRaw == nil {

@@ -274,14 +274,14 @@ func (h *Handler) updateCookie(r *http.Request, hdr http.Header, sess *session, 
 	case stored:
 		if changed || sess.id != sess.clientID || sess.renewed && !h.SessionCookie {
 			now := time.Now()
-			hdr.Add("Set-Cookie", h.sessionCookie(r, sess.id, h.cookieAgeOf(sess, now), now).String())
+			hdr.Add("Set-Cookie", h.sessionCookie(r, sess.id, h.cookieAgeOf(sess, now), now))
 			return true
 		}
 	case sess.cookiePresent && !sess.storeFailed:
 		// The client holds a cookie of a session that is cleared,
 		// unknown, expired or malformed: delete it, so it stops costing
 		// a store lookup on every request.
-		hdr.Add("Set-Cookie", h.deletionCookie(r).String())
+		hdr.Add("Set-Cookie", h.deletionCookie(r))
 		return true
 	}
 	return false
