@@ -276,18 +276,18 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if sess.cookiePresent && !h.ForwardCookie {
 		removeSessionCookie(r.Header, h.CookieName)
 	}
-	st.vals = [...]string{sess.id, sess.data, boolString(sess.isNew), "Cookie", ""}
+	st.vals = [...]string{sess.id, sess.data, boolString(sess.isNew), ""}
 	r.Header[h.names.idHeader] = st.vals[0:1:1]
 	r.Header[h.names.dataHeader] = st.vals[1:2:2]
 	r.Header[h.names.newHeader] = st.vals[2:3:3]
 	if h.signer != nil {
-		st.vals[4] = h.signer.assertion(time.Now().Unix(), sess.id, st.vals[2], sess.data)
-		r.Header[h.names.signatureHeader] = st.vals[4:5:5]
+		st.vals[3] = h.signer.assertion(time.Now().Unix(), sess.id, st.vals[2], sess.data)
+		r.Header[h.names.signatureHeader] = st.vals[3:4:4]
 	}
 
 	sw := &st.sw
 	sw.ResponseWriter = w
-	sw.h, sw.r, sw.sess, sw.vary = h, r, sess, st.vals[3:4:4]
+	sw.h, sw.r, sw.sess = h, r, sess
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	repl.Map(sw.placeholder)
 
@@ -312,10 +312,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 type requestState struct {
 	sess session
 	sw   sessionWriter
-	// vals back the header values the handler sets, so that each needs no
-	// slice of its own: the ID, the data, New, "Cookie" for Vary, and the
-	// signature.
-	vals [5]string
+	// vals back the request header values the handler sets, so that each
+	// needs no slice of its own: the ID, the data, New and the signature.
+	vals [4]string
 }
 
 // session is the state of one request's session.
@@ -335,6 +334,17 @@ type session struct {
 	// meta is what the store keeps beside the data: the creation time
 	// (with max_lifetime) and the session's own expiry.
 	meta sessionstore.Meta
+	// key is the store key of keyID, kept so that a request loading and
+	// then changing its session builds it once; see storeKey.
+	key, keyID string
+}
+
+// storeKey returns the session's key in the store.
+func (h *Handler) storeKey(sess *session) string {
+	if sess.keyID != sess.id {
+		sess.key, sess.keyID = h.prefix+sess.id, sess.id
+	}
+	return sess.key
 }
 
 // loadSession reads the session cookie and the stored session it names. A
@@ -349,13 +359,15 @@ func (h *Handler) loadSession(r *http.Request, sess *session) error {
 	}
 	if id != "" {
 		start := time.Now()
-		entry, err := h.store.Load(r.Context(), h.prefix+id, h.expiry, h.renewAfter)
+		key := h.prefix + id
+		entry, err := h.store.Load(r.Context(), key, h.expiry, h.renewAfter)
 		h.metrics.storeOp(opLoad, start, err)
 		switch {
 		case err == nil && h.outlived(entry.Meta):
 			h.endOutlived(r.Context(), id)
 		case err == nil:
 			sess.id, sess.data, sess.isNew, sess.renewed, sess.meta = id, entry.Data, false, entry.Renewed, entry.Meta
+			sess.key, sess.keyID = key, id
 			return nil
 		case errors.Is(err, sessionstore.ErrNotFound):
 			h.reject(rejectedUnknown)

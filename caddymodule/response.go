@@ -30,8 +30,11 @@ type instructions struct {
 // response, so none reaches the client, and returns the instructions among
 // them. An X-Session-Set that is not a JSON object refuses all patches of
 // the response, leaving the data as it was.
-func (h *Handler) takeInstructions(hdr http.Header) instructions {
-	var in instructions
+//
+// The patches are appended to patches, whose room saves the common
+// response an allocation.
+func (h *Handler) takeInstructions(hdr http.Header, patches []string) instructions {
+	in := instructions{patches: patches[:0]}
 	badPatch := false
 	for name, values := range hdr {
 		if !h.names.hasPrefix(name) {
@@ -99,9 +102,9 @@ func (h *Handler) flag(name string, values []string) bool {
 }
 
 // apply carries out the upstream's instructions on the session, in the
-// order Clear, Regenerate, Set, and sets or deletes the cookie. vary is the
-// Vary value to set when the response has none.
-func (h *Handler) apply(r *http.Request, hdr http.Header, sess *session, in instructions, vary []string) {
+// order Clear, Regenerate, Set, and sets or deletes the cookie and the
+// headers that go with it, in the room out gives them.
+func (h *Handler) apply(r *http.Request, hdr http.Header, sess *session, in instructions, out *responseValues) {
 	stored, changed := !sess.isNew, false
 	switch {
 	case !in.any():
@@ -122,10 +125,28 @@ func (h *Handler) apply(r *http.Request, hdr http.Header, sess *session, in inst
 			stored, changed = h.patch(ctx, sess, stored, in.patches, in.expiry)
 		}
 	}
-	if h.updateCookie(r, hdr, sess, stored, changed) {
-		keepOutOfSharedCaches(hdr)
+	if h.updateCookie(r, hdr, sess, stored, changed, &out.setCookie) {
+		keepOutOfSharedCaches(hdr, &out.cacheControl)
 	}
-	varyOnCookie(hdr, vary)
+	varyOnCookie(hdr, &out.vary)
+}
+
+// responseValues back the response header values the handler sets, so
+// that a header the response does not have yet needs no slice of its own.
+type responseValues struct {
+	vary, setCookie, cacheControl [1]string
+}
+
+// addValue adds value to the header key, in room when the header is new.
+// The slice it makes has no spare capacity, so whoever appends to it
+// later copies it rather than write into room.
+func addValue(hdr http.Header, key, value string, room *[1]string) {
+	if old := hdr[key]; len(old) > 0 {
+		hdr[key] = append(old, value)
+		return
+	}
+	room[0] = value
+	hdr[key] = room[:]
 }
 
 // any reports whether the upstream asked for anything.
@@ -165,7 +186,7 @@ var errSessionUnloaded = errors.New("session store failed on load")
 func (h *Handler) clear(ctx context.Context, sess *session, stored bool) bool {
 	if stored {
 		start := time.Now()
-		err := h.store.Delete(ctx, h.prefix+sess.id)
+		err := h.store.Delete(ctx, h.storeKey(sess))
 		h.metrics.storeOp(opDelete, start, err)
 		if err != nil {
 			h.logStoreError("clearing session failed; the stored session is left as it was", sess.id, err)
@@ -217,7 +238,7 @@ func (h *Handler) patch(ctx context.Context, sess *session, stored bool, patches
 		Expiry:     expiry,
 	}
 	start := time.Now()
-	data, err := h.store.Patch(ctx, h.prefix+sess.id, patches, opts)
+	data, err := h.store.Patch(ctx, h.storeKey(sess), patches, opts)
 	h.metrics.storeOp(opPatch, start, err)
 	if errors.Is(err, sessionstore.ErrNotFound) {
 		// The session ended (expired, or cleared by a concurrent
@@ -227,7 +248,7 @@ func (h *Handler) patch(ctx context.Context, sess *session, stored bool, patches
 		sess.meta = sessionstore.Meta{}
 		h.renewID(sess)
 		start = time.Now()
-		data, err = h.store.Patch(ctx, h.prefix+sess.id, patches, opts)
+		data, err = h.store.Patch(ctx, h.storeKey(sess), patches, opts)
 		h.metrics.storeOp(opPatch, start, err)
 	}
 	switch {
@@ -269,19 +290,19 @@ func (h *Handler) renewID(sess *session) {
 // updateCookie sends the cookie when the client's copy is missing, stale
 // or due for renewal, and deletes it when the session ended or never was.
 // It reports whether it set or deleted a cookie.
-func (h *Handler) updateCookie(r *http.Request, hdr http.Header, sess *session, stored, changed bool) bool {
+func (h *Handler) updateCookie(r *http.Request, hdr http.Header, sess *session, stored, changed bool, room *[1]string) bool {
 	switch {
 	case stored:
 		if changed || sess.id != sess.clientID || sess.renewed && !h.SessionCookie {
 			now := time.Now()
-			hdr.Add("Set-Cookie", h.sessionCookie(r, sess.id, h.cookieAgeOf(sess, now), now))
+			addValue(hdr, "Set-Cookie", h.sessionCookie(r, sess.id, h.cookieAgeOf(sess, now), now), room)
 			return true
 		}
 	case sess.cookiePresent && !sess.storeFailed:
 		// The client holds a cookie of a session that is cleared,
 		// unknown, expired or malformed: delete it, so it stops costing
 		// a store lookup on every request.
-		hdr.Add("Set-Cookie", h.deletionCookie(r))
+		addValue(hdr, "Set-Cookie", h.deletionCookie(r), room)
 		return true
 	}
 	return false
@@ -311,10 +332,10 @@ func (h *Handler) cookieAgeOf(sess *session, now time.Time) time.Duration {
 // `private`; with one that allows shared caching, it adds
 // `no-cache="Set-Cookie"`, so caches may keep the rest of the response but
 // never the cookie.
-func keepOutOfSharedCaches(hdr http.Header) {
-	cc := hdr.Values("Cache-Control")
+func keepOutOfSharedCaches(hdr http.Header, room *[1]string) {
+	cc := hdr["Cache-Control"]
 	if len(cc) == 0 {
-		hdr.Set("Cache-Control", "private")
+		addValue(hdr, "Cache-Control", "private", room)
 		return
 	}
 	for _, v := range cc {
@@ -330,7 +351,7 @@ func keepOutOfSharedCaches(hdr http.Header) {
 
 // varyOnCookie marks the response as depending on the Cookie header, as
 // every response under a session does.
-func varyOnCookie(hdr http.Header, vary []string) {
+func varyOnCookie(hdr http.Header, room *[1]string) {
 	for _, v := range hdr["Vary"] {
 		for v != "" {
 			var f string
@@ -340,11 +361,7 @@ func varyOnCookie(hdr http.Header, vary []string) {
 			}
 		}
 	}
-	if existing := hdr["Vary"]; len(existing) > 0 {
-		hdr["Vary"] = append(existing, "Cookie")
-		return
-	}
-	hdr["Vary"] = vary
+	addValue(hdr, "Vary", "Cookie", room)
 }
 
 // sessionWriter applies the session changes when the response header is
@@ -356,8 +373,9 @@ type sessionWriter struct {
 	r           *http.Request
 	sess        *session
 	wroteHeader bool
-	vary        []string                   // the value for a Vary the response lacks: ["Cookie"]
 	dataFields  map[string]json.RawMessage // parsed on first use by a placeholder
+	out         responseValues
+	patches     [2]string // room for the upstream's X-Session-Set values
 }
 
 // WriteHeader applies the session changes, then writes the header.
@@ -404,7 +422,7 @@ func (sw *sessionWriter) Flush() { _ = sw.FlushError() }
 
 func (sw *sessionWriter) finish() {
 	hdr := sw.Header()
-	sw.h.apply(sw.r, hdr, sw.sess, sw.h.takeInstructions(hdr), sw.vary)
+	sw.h.apply(sw.r, hdr, sw.sess, sw.h.takeInstructions(hdr, sw.patches[:]), &sw.out)
 	sw.h.names.stripTrailerDeclarations(hdr) // no trailer of ours may even be declared
 	sw.dataFields = nil
 }
