@@ -6,11 +6,14 @@ import "testing"
 // (ValidatePatch), then the store merges it into the stored data
 // (ApplyPatches: decode both, merge, encode canonically).
 //
-//	go test -run '^$' -bench 'ValidatePatch|ApplyPatches|Normalize' -benchmem ./sessionstore/
+//	go test -run '^$' -bench 'ValidatePatch|ApplyPatches|Normalize|Canonicalize' -benchmem ./sessionstore/
 
 const (
 	benchStoredData = `{"cart":[1,2,3],"n":41,"user":"alice"}`
 	benchOnePatch   = `{"n":42}`
+	// benchForeignData is benchStoredData as sanic_session's json.dumps
+	// writes it: spaced, keys in insertion order, raw UTF-8 allowed.
+	benchForeignData = `{"user": "alice", "n": 41, "cart": [1, 2, 3], "city": "Zürich"}`
 )
 
 func BenchmarkValidatePatch(b *testing.B) {
@@ -37,6 +40,17 @@ func BenchmarkNormalize(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := Normalize(benchStoredData); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkCanonicalize is Normalize of data that is not in canonical form:
+// what the Redis store does to a value sanic_session wrote.
+func BenchmarkCanonicalize(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Canonicalize(benchForeignData); err != nil {
 			b.Fatal(err)
 		}
 	}
