@@ -1,14 +1,10 @@
 package sessionstore
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
-	"unicode/utf16"
-	"unicode/utf8"
 )
 
 // EmptyData is the canonical form of a session with no keys.
@@ -23,12 +19,13 @@ var (
 // ValidatePatch reports whether patch is usable as a merge patch on session
 // data: a JSON object. Stores rely on patches having passed it.
 func ValidatePatch(patch string) error {
-	// The common case, a valid object, needs no decoding: json.Valid
-	// scans without allocating. Only a bad patch is decoded, for its error.
+	// The common case, a valid object, needs no parsing: json.Valid
+	// scans without allocating. Only a bad patch is parsed, for its error.
 	if t := strings.TrimLeft(patch, " \t\r\n"); t != "" && t[0] == '{' && json.Valid([]byte(patch)) {
 		return nil
 	}
-	_, err := decodeObject(patch)
+	var p parser
+	_, err := p.parseObjectText(patch)
 	return err
 }
 
@@ -36,21 +33,23 @@ func ValidatePatch(patch string) error {
 // a JSON object, and returns the result in canonical form. An empty data
 // string is taken as an empty object.
 func ApplyPatches(data string, patches []string) (string, error) {
-	target := map[string]any{}
+	p := getParser()
+	defer p.release()
+	var obj span
 	if data != "" {
 		var err error
-		if target, err = decodeObject(data); err != nil {
+		if obj, err = p.parseObjectText(data); err != nil {
 			return "", fmt.Errorf("stored session data: %w", err)
 		}
 	}
-	for i, p := range patches {
-		patch, err := decodeObject(p)
+	for i, patch := range patches {
+		members, err := p.parseObjectText(patch)
 		if err != nil {
 			return "", fmt.Errorf("patch %d: %w", i+1, err)
 		}
-		target = mergeObject(target, patch)
+		obj = p.merge(obj, members)
 	}
-	return encodeCanonical(target)
+	return p.encode(obj), nil
 }
 
 // Canonicalize returns data, a JSON object, in canonical form: compact, keys
@@ -58,108 +57,55 @@ func ApplyPatches(data string, patches []string) (string, error) {
 // numbers exactly as given. That form is safe as an HTTP header value and is
 // read by any JSON parser, Python's json.loads included.
 func Canonicalize(data string) (string, error) {
-	obj, err := decodeObject(data)
+	p := getParser()
+	defer p.release()
+	obj, err := p.parseObjectText(data)
 	if err != nil {
 		return "", err
 	}
-	return encodeCanonical(obj)
+	return p.encode(obj), nil
 }
 
-// mergeObject applies patch to target as RFC 7396 section 2 describes and
-// returns the result; target may be modified in place.
-func mergeObject(target, patch map[string]any) map[string]any {
-	for k, v := range patch {
-		switch pv := v.(type) {
-		case nil:
-			delete(target, k)
-		case map[string]any:
-			sub, ok := target[k].(map[string]any)
-			if !ok {
-				sub = map[string]any{}
+// merge applies the patch with members patch to the object with members
+// target as RFC 7396 section 2 describes, and returns the members of the
+// result. Both are sorted by key, as the parser leaves them, so one pass
+// over the two in step does it, and the result is sorted too.
+func (p *parser) merge(target, patch span) span {
+	start := len(p.open)
+	t, q := target.first, patch.first
+	for t < target.end || q < patch.end {
+		order := -1 // of the next target member to the next patch member
+		switch {
+		case t == target.end:
+			order = 1
+		case q < patch.end:
+			order = strings.Compare(p.tree[t].key, p.tree[q].key)
+		}
+		if order < 0 {
+			p.open = append(p.open, p.tree[t])
+			t++
+			continue
+		}
+		var sub span // what the patch member merges into, if an object
+		if order == 0 {
+			if p.tree[t].kind == kindObject {
+				sub = p.tree[t].items
 			}
-			target[k] = mergeObject(sub, pv)
+			t++
+		}
+		m := p.tree[q]
+		q++
+		switch {
+		case m.isNull():
+			// Deleted: not copied.
+		case m.kind == kindObject:
+			m.items = p.merge(sub, m.items)
+			p.open = append(p.open, m)
 		default:
-			target[k] = v
+			p.open = append(p.open, m)
 		}
 	}
-	return target
-}
-
-func decodeObject(s string) (map[string]any, error) {
-	dec := json.NewDecoder(strings.NewReader(s))
-	dec.UseNumber() // keep numbers exactly as written: no float64 rounding
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		// Not the decoder's message: it quotes the offending character,
-		// and these errors are logged, where session data never goes.
-		return nil, fmt.Errorf("%w at byte %d", errInvalidJSON, dec.InputOffset())
-	}
-	if strings.TrimLeft(s[dec.InputOffset():], " \t\r\n") != "" {
-		return nil, fmt.Errorf("%w: data after the value", errInvalidJSON)
-	}
-	obj, ok := v.(map[string]any)
-	if !ok {
-		return nil, errNotObject
-	}
-	return obj, nil
-}
-
-func encodeCanonical(obj map[string]any) (string, error) {
-	if len(obj) == 0 {
-		return EmptyData, nil
-	}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(obj); err != nil {
-		return "", fmt.Errorf("encoding session data: %w", err)
-	}
-	return asciiJSON(bytes.TrimSuffix(buf.Bytes(), []byte{'\n'})), nil
-}
-
-// asciiJSON rewrites every byte of encoded JSON outside printable ASCII as a
-// \u escape (UTF-16 surrogate pairs above U+FFFF), as Python's json.dumps
-// does by default. Such bytes occur only inside strings, where the escape
-// means the same character. DEL is escaped too: it is not allowed in an HTTP
-// header value.
-func asciiJSON(b []byte) string {
-	i := 0
-	for i < len(b) && b[i] < utf8.RuneSelf && b[i] != 0x7f {
-		i++
-	}
-	if i == len(b) {
-		return string(b)
-	}
-	var sb strings.Builder
-	sb.Grow(len(b) + 16)
-	sb.Write(b[:i])
-	for i < len(b) {
-		c := b[i]
-		if c < utf8.RuneSelf && c != 0x7f {
-			sb.WriteByte(c)
-			i++
-			continue
-		}
-		r, size := utf8.DecodeRune(b[i:])
-		i += size
-		if r > 0xffff {
-			r1, r2 := utf16.EncodeRune(r)
-			writeU(&sb, r1)
-			writeU(&sb, r2)
-			continue
-		}
-		writeU(&sb, r)
-	}
-	return sb.String()
-}
-
-func writeU(sb *strings.Builder, r rune) {
-	sb.WriteString(`\u`)
-	h := strconv.FormatInt(int64(r), 16)
-	for n := len(h); n < 4; n++ {
-		sb.WriteByte('0')
-	}
-	sb.WriteString(h)
+	return p.finish(start)
 }
 
 // Normalize returns data in a form fit for the X-Session-Data header: data

@@ -264,35 +264,6 @@ func TestValidatePatchAgreesWithApply(t *testing.T) {
 	}
 }
 
-func TestEncodeCanonicalEmpty(t *testing.T) {
-	got, err := encodeCanonical(map[string]any{})
-	if err != nil || got != EmptyData {
-		t.Errorf("encodeCanonical(empty) = %q, %v; want %q", got, err, EmptyData)
-	}
-	got, err = encodeCanonical(nil)
-	if err != nil || got != "{}" {
-		t.Errorf("encodeCanonical(nil) = %q, %v; want {}", got, err)
-	}
-}
-
-func TestAsciiJSON(t *testing.T) {
-	tests := []struct{ in, want string }{
-		{``, ``},
-		{`{"a":1}`, `{"a":1}`},
-		{"\x7f", `\u007f`},
-		{"a\x7f", `a\u007f`},
-		{"é", `\u00e9`},
-		{"xé😀y", `x\u00e9\ud83d\ude00y`},
-		{"\uffff", `\uffff`},
-		{"\U00010000", `\ud800\udc00`},
-	}
-	for _, tt := range tests {
-		if got := asciiJSON([]byte(tt.in)); got != tt.want {
-			t.Errorf("asciiJSON(%q) = %s, want %s", tt.in, got, tt.want)
-		}
-	}
-}
-
 func TestNormalize(t *testing.T) {
 	tests := []struct {
 		in, want string

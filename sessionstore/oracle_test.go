@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"testing"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -141,4 +142,33 @@ func oracleWriteU(sb *strings.Builder, r rune) {
 		sb.WriteByte('0')
 	}
 	sb.WriteString(h)
+}
+
+func TestOracleEncodeCanonicalEmpty(t *testing.T) {
+	got, err := oracleEncodeCanonical(map[string]any{})
+	if err != nil || got != EmptyData {
+		t.Errorf("encodeCanonical(empty) = %q, %v; want %q", got, err, EmptyData)
+	}
+	got, err = oracleEncodeCanonical(nil)
+	if err != nil || got != "{}" {
+		t.Errorf("encodeCanonical(nil) = %q, %v; want {}", got, err)
+	}
+}
+
+func TestOracleASCIIJSON(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{``, ``},
+		{`{"a":1}`, `{"a":1}`},
+		{"\x7f", `\u007f`},
+		{"a\x7f", `a\u007f`},
+		{"é", `\u00e9`},
+		{"xé😀y", `x\u00e9\ud83d\ude00y`},
+		{"\uffff", `\uffff`},
+		{"\U00010000", `\ud800\udc00`},
+	}
+	for _, tt := range tests {
+		if got := oracleASCIIJSON([]byte(tt.in)); got != tt.want {
+			t.Errorf("asciiJSON(%q) = %s, want %s", tt.in, got, tt.want)
+		}
+	}
 }
