@@ -30,6 +30,8 @@ go test -race -count=1 ./...
 for target in FuzzReadClientID FuzzSignedCookie FuzzStripPrefixed FuzzCaddyfile; do
 	go test -run '^$' -fuzz "^${target}\$" -fuzztime "${FUZZTIME:-15s}" ./caddymodule
 done
-go test -run '^$' -fuzz '^FuzzApplyPatches$' -fuzztime "${FUZZTIME:-15s}" ./sessionstore
+for target in FuzzApplyPatches FuzzCanonicalMatchesOracle; do
+	go test -run '^$' -fuzz "^${target}\$" -fuzztime "${FUZZTIME:-15s}" ./sessionstore
+done
 
 ./tests/walkthrough.sh
