@@ -8,7 +8,9 @@
 #
 #   A  reverse_proxy alone (the limit)
 #   B  session (memory store) + reverse_proxy
-#   C  session (redis store)  + reverse_proxy
+#   C  session (redis store)  + reverse_proxy, Redis over TCP
+#   D  session (redis store)  + reverse_proxy, the same Redis over its
+#      unix socket, as a Redis on the same host can be reached
 #
 # and drives each with wrk in four scenarios:
 #
@@ -55,8 +57,8 @@ CADDY_CPUS=${CADDY_CPUS:-1}
 LOAD_CPUS=${LOAD_CPUS:-0}
 
 SCENARIOS=(read write cookieless many)
-CONFIGS=(A B C)
-declare -A CONFIG_NAME=([A]="reverse_proxy" [B]="session memory" [C]="session redis")
+CONFIGS=(A B C D)
+declare -A CONFIG_NAME=([A]="reverse_proxy" [B]="session memory" [C]="session redis" [D]="session redis unix")
 
 log() { printf '%s %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() {
@@ -153,7 +155,9 @@ PIDS+=($!)
 wait_port "$UPSTREAM_PORT" "$!" "$WORK/upstream.log"
 
 free_port REDIS_PORT
+REDIS_SOCKET=$WORK/redis.sock
 "${PIN_LOAD[@]}" redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
+	--unixsocket "$REDIS_SOCKET" --unixsocketperm 700 \
 	--protected-mode no --dir "$WORK" --daemonize no >"$WORK/redis.log" 2>&1 &
 PIDS+=($!)
 wait_port "$REDIS_PORT" "$!" "$WORK/redis.log"
@@ -165,6 +169,7 @@ session_of() {
 	A) ;;
 	B) printf '\tsession\n' ;;
 	C) printf '\tsession {\n\t\tstore redis {\n\t\t\taddress redis://127.0.0.1:%d/0\n\t\t}\n\t}\n' "$REDIS_PORT" ;;
+	D) printf '\tsession {\n\t\tstore redis {\n\t\t\taddress unix://%s\n\t\t}\n\t}\n' "$REDIS_SOCKET" ;;
 	esac
 }
 for c in "${CONFIGS[@]}"; do
@@ -198,7 +203,8 @@ done
 # WRITE_SESSIONS for the write scenario (one session written by CONNS
 # connections at once would measure contention on one key, not the write
 # path), and SESSIONS for the many scenario. A, which keeps no sessions, is
-# sent B's cookies: the same bytes.
+# sent B's cookies: the same bytes. D shares C's Redis and prefix, so C's
+# sessions are D's.
 for c in B C; do
 	log "starting 1 + $WRITE_SESSIONS + $SESSIONS sessions through config $c"
 	url="http://127.0.0.1:${PORT[$c]}/login"
@@ -209,6 +215,7 @@ for c in B C; do
 done
 for f in known write many; do
 	cp "$WORK/$f-B" "$WORK/$f-A"
+	cp "$WORK/$f-C" "$WORK/$f-D"
 done
 
 # --- load ---------------------------------------------------------------------
@@ -280,7 +287,7 @@ mkdir -p "$WORK/results"
 total=$((ROUNDS * ${#SCENARIOS[@]} * ${#CONFIGS[@]}))
 log "measuring: $ROUNDS rounds x ${#SCENARIOS[@]} scenarios x ${#CONFIGS[@]} configurations, ${DURATION}s each (about $((total * (DURATION + 1) / 60 + 1)) min)"
 for round in $(seq 1 "$ROUNDS"); do
-	# Each round starts one configuration further (A B C, B C A, C A B,
+	# Each round starts one configuration further (A B C D, B C D A,
 	# ...), so that none always runs first or after the same other.
 	order=()
 	for i in "${!CONFIGS[@]}"; do
@@ -328,7 +335,7 @@ echo
 echo "## caddy-session: bench/run.sh"
 echo
 echo "- $(date -u '+%Y-%m-%d %H:%M UTC'); $(nproc) CPUs (${cpu_model:-unknown}); $(go version | awk '{print $3}'); Caddy $(./caddy version | awk '{print $1}'); $(wrk -v 2>&1 | awk 'NR == 1 { print $1, $2 }'); redis-server $(redis-server --version | sed -E 's/.*v=([^ ]+).*/\1/')"
-echo "- wrk -t$THREADS -c$CONNS, ${DURATION}s per run, $ROUNDS rounds (A B C alternating, rotated each round), median of the rounds; $PINNING"
+echo "- wrk -t$THREADS -c$CONNS, ${DURATION}s per run, $ROUNDS rounds (${CONFIGS[*]} alternating, rotated each round), median of the rounds; $PINNING"
 echo "- scenarios: read = 1 known session; write = $WRITE_SESSIONS known sessions, each response changes one key; cookieless; many = $SESSIONS known sessions, a random one per request"
 echo "- ×A: the ratio to A (reverse_proxy alone) in the same scenario; CPU µs/req: the CPU time the Caddy process used per request"
 echo
@@ -360,6 +367,7 @@ target "read path, memory (B): req/s ×A" read B 1 ">=" 0.97
 target "read path, memory (B): p99 ×A" read B 3 "<=" 1.05
 target "write path, memory (B): req/s ×A" write B 1 ">=" 0.93
 target "read path, Redis (C): req/s ×A" read C 1 ">=" 0.85
+target "read path, Redis over its unix socket (D): req/s ×A" read D 1 ">=" 0.85
 
 echo
 echo "<details><summary>every run: req/s, p50 µs, p99 µs, CPU µs/req; rounds in order</summary>"
