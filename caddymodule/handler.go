@@ -341,7 +341,7 @@ type session struct {
 
 // storeKey returns the session's key in the store.
 func (h *Handler) storeKey(sess *session) string {
-	if sess.keyID != sess.id {
+	if sess.key == "" || sess.keyID != sess.id {
 		sess.key, sess.keyID = h.prefix+sess.id, sess.id
 	}
 	return sess.key

@@ -75,7 +75,8 @@ type parser struct {
 // parsers holds parsers between uses. A parser's tree is full of pointers:
 // allocated anew for every request, it costs more in garbage collection
 // than all the rest of the work, and with it reused, the result string is
-// the only allocation.
+// the only allocation (but for keys written with escapes, which are
+// decoded to a string of their own).
 var parsers = sync.Pool{New: func() any { return new(parser) }}
 
 // maxPooledMembers bounds the tree a parser may keep when put back, so that
@@ -85,14 +86,16 @@ const maxPooledMembers = 1024
 func getParser() *parser { return parsers.Get().(*parser) }
 
 // release puts p back for reuse. Its members refer to session data, which
-// the pool must not keep alive: they are cleared. (Past the end of open,
-// finish and sortMembers have cleared what they left.)
+// the pool must not keep alive, and its output buffer holds a copy of
+// some: both are cleared. (Past the end of open, finish and sortMembers
+// have cleared what they left.)
 func (p *parser) release() {
 	if cap(p.tree)+cap(p.open) > maxPooledMembers || cap(p.out) > 64<<10 {
 		return
 	}
 	clear(p.tree)
 	clear(p.open)
+	clear(p.out[:cap(p.out)])
 	*p = parser{tree: p.tree[:0], open: p.open[:0], out: p.out[:0]}
 	parsers.Put(p)
 }

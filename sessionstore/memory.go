@@ -290,9 +290,12 @@ func (s *memStore) Patch(_ context.Context, key string, patches []string, opts P
 		err = fmt.Errorf("%w: %d bytes, the limit is %d", ErrTooLarge, len(data), opts.MaxSize)
 	}
 	if err == nil && data != EmptyData {
-		need := len(data)
-		if !ok {
+		need := len(data) // new data longer than the old goes to the arena's end
+		switch {
+		case !ok:
 			need += len(key)
+		case len(data) <= int(sh.slots[i].dataLen):
+			need = 0 // overwritten in place
 		}
 		if err = sh.makeRoom(need); err == nil && ok {
 			i, _ = sh.find(h, key) // makeRoom may have compacted the shard
@@ -398,12 +401,13 @@ func (s *memStore) put(key, data string, e memEntry) error {
 	sh := s.shardOf(h)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
+	// Room first, so that an entry that does not fit leaves the old one.
+	if err := sh.makeRoom(len(key) + len(data)); err != nil {
+		return err
+	}
 	if i, ok := sh.find(h, key); ok {
 		sh.remove(i)
 		s.count.Add(-1)
-	}
-	if err := sh.makeRoom(len(key) + len(data)); err != nil {
-		return err
 	}
 	sh.insert(h, key, data, e)
 	s.count.Add(1)

@@ -1434,6 +1434,16 @@ func TestMemShardFullLosesNothing(t *testing.T) {
 		t.Fatalf("k = %s, want {\"a\":\"zz\"}", got)
 	}
 	checkInvariants(t, s)
+
+	// A shard with no room left still takes a change that shrinks a
+	// session: it is written in place.
+	full, _ := newTestStore(t, 0)
+	setShardLimits(full, shardLimits{compactMinArena: maxArena, compactMinSlots: maxArena, maxArena: 1 + len(`{"a":"x"}`)})
+	mustPatch(t, full, "k", time.Hour, `{"a":"x"}`)
+	if got := mustPatch(t, full, "k", time.Hour, `{"a":null,"b":1}`); got != `{"b":1}` {
+		t.Fatalf("shrinking Patch in a full shard = %s", got)
+	}
+	checkInvariants(t, full)
 }
 
 // TestMemShrinksAfterMassRemoval: once most sessions are gone, the shards

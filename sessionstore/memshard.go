@@ -24,9 +24,10 @@ const (
 	compactMinArena = 64 << 10
 	compactMinSlots = 1024
 
-	// maxArena is the most bytes of keys and data a shard can address
-	// (its offsets are uint32s): 4 GiB per shard, 128 GiB a store.
-	maxArena = math.MaxUint32
+	// maxArena is the most bytes of keys and data a shard can address:
+	// its offsets are uint32s, so 4 GiB per shard, 128 GiB a store (on a
+	// 32-bit platform, what an int can count).
+	maxArena = min(math.MaxUint32, math.MaxInt)
 )
 
 // errShardFull is returned by a write that would take a shard's keys and
@@ -140,10 +141,11 @@ func (sh *memShard) data(i uint32) string {
 // that is what makes them fit. Writers call it before they change
 // anything, so a write that does not fit changes nothing.
 func (sh *memShard) makeRoom(n int) error {
-	if len(sh.arena)+n <= sh.limits.maxArena {
+	// Written as differences, so that no sum can pass what an int holds.
+	if n <= sh.limits.maxArena-len(sh.arena) {
 		return nil
 	}
-	if len(sh.arena)-sh.garbage+n > sh.limits.maxArena {
+	if n > sh.limits.maxArena-(len(sh.arena)-sh.garbage) {
 		return errShardFull
 	}
 	sh.compact()
@@ -200,8 +202,8 @@ func (sh *memShard) setData(i uint32, data string) {
 	e.dataLen = uint32(len(data))
 }
 
-// remove drops the slot's entry, and compacts the shard when the garbage
-// left behind outweighs what it holds.
+// remove drops the slot's entry, and compacts the shard when what is
+// left unused outweighs what is used (see maybeCompact).
 func (sh *memShard) remove(i uint32) {
 	e := &sh.slots[i]
 	if j, ok := sh.index[e.hash]; ok && j == i {
@@ -229,9 +231,9 @@ func (sh *memShard) maybeCompact() {
 
 // compact rewrites the shard densely: each entry's slot becomes its heap
 // position (which keeps the heap in order), its key and data are copied to
-// a fresh arena without garbage, and the index and slices are made anew at
-// their present size, so that the old ones, grown for more sessions than
-// are left, are freed.
+// a fresh arena without garbage, and the index and slices are made anew
+// for the entries held (with a quarter more room), so that the old ones,
+// grown for more sessions than are left, are freed.
 func (sh *memShard) compact() {
 	n := len(sh.heap)
 	live := 0
