@@ -334,7 +334,7 @@ cpu_model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 echo
 echo "## caddy-session: bench/run.sh"
 echo
-echo "- $(date -u '+%Y-%m-%d %H:%M UTC'); $(nproc) CPUs (${cpu_model:-unknown}); $(go version | awk '{print $3}'); Caddy $(./caddy version | awk '{print $1}'); $(wrk -v 2>&1 | awk 'NR == 1 { print $1, $2 }'); redis-server $(redis-server --version | sed -E 's/.*v=([^ ]+).*/\1/')"
+echo "- $(date -u '+%Y-%m-%d %H:%M UTC'); $(git describe --always --dirty 2>/dev/null || echo 'not a git checkout'); $(nproc) CPUs (${cpu_model:-unknown}); $(go version | awk '{print $3}'); Caddy $(./caddy version | awk '{print $1}'); $(wrk -v 2>&1 | awk 'NR == 1 { print $1, $2 }'); redis-server $(redis-server --version | sed -E 's/.*v=([^ ]+).*/\1/')"
 echo "- wrk -t$THREADS -c$CONNS, ${DURATION}s per run, $ROUNDS rounds (${CONFIGS[*]} alternating, rotated each round), median of the rounds; $PINNING"
 echo "- scenarios: read = 1 known session; write = $WRITE_SESSIONS known sessions, each response changes one key; cookieless; many = $SESSIONS known sessions, a random one per request"
 echo "- ×A: the ratio to A (reverse_proxy alone) in the same scenario; CPU µs/req: the CPU time the Caddy process used per request"
