@@ -334,15 +334,16 @@ type session struct {
 	// meta is what the store keeps beside the data: the creation time
 	// (with max_lifetime) and the session's own expiry.
 	meta sessionstore.Meta
-	// key is the store key of keyID, kept so that a request loading and
-	// then changing its session builds it once; see storeKey.
-	key, keyID string
+	// key is a store key built for the session, kept so that a request
+	// loading and then changing its session builds it once; see storeKey.
+	key string
 }
 
-// storeKey returns the session's key in the store.
+// storeKey returns the session's key in the store: the one kept, unless
+// the session's ID has changed since it was built.
 func (h *Handler) storeKey(sess *session) string {
-	if sess.key == "" || sess.keyID != sess.id {
-		sess.key, sess.keyID = h.prefix+sess.id, sess.id
+	if len(sess.key) != len(h.prefix)+len(sess.id) || sess.key[len(h.prefix):] != sess.id {
+		sess.key = h.prefix + sess.id
 	}
 	return sess.key
 }
@@ -367,7 +368,7 @@ func (h *Handler) loadSession(r *http.Request, sess *session) error {
 			h.endOutlived(r.Context(), id)
 		case err == nil:
 			sess.id, sess.data, sess.isNew, sess.renewed, sess.meta = id, entry.Data, false, entry.Renewed, entry.Meta
-			sess.key, sess.keyID = key, id
+			sess.key = key
 			return nil
 		case errors.Is(err, sessionstore.ErrNotFound):
 			h.reject(rejectedUnknown)

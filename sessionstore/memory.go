@@ -311,30 +311,18 @@ func (s *memStore) Patch(_ context.Context, key string, patches []string, opts P
 		sh.remove(i)
 		s.count.Add(-1)
 	case data == EmptyData:
+	case ok:
+		sh.setData(i, data)
+		e := &sh.slots[i]
+		e.written(now, opts)
+		sh.fix(e.pos)
+		sh.maybeCompact()
 	default:
 		var e memEntry
-		if ok {
-			e = sh.slots[i]
-		}
-		if opts.SetCreated && e.created == 0 {
-			e.created = now
-		}
-		if opts.Expiry != 0 {
-			e.own = int64(opts.Expiry)
-		}
-		ttl, _ := e.lifetime(opts.TTL, 0)
-		e.renew(now, ttl)
-		if ok {
-			sh.setData(i, data)
-			held := &sh.slots[i]
-			held.created, held.own, held.expires, held.renewed = e.created, e.own, e.expires, e.renewed
-			sh.fix(held.pos)
-			sh.maybeCompact()
-		} else {
-			sh.insert(h, key, data, e)
-			s.count.Add(1)
-			inserted = true
-		}
+		e.written(now, opts)
+		sh.insert(h, key, data, e)
+		s.count.Add(1)
+		inserted = true
 	}
 	sh.mu.Unlock()
 	s.version.Add(1)

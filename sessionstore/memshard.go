@@ -103,6 +103,19 @@ func (e *memEntry) lifetime(ttl, renewAfter time.Duration) (time.Duration, time.
 
 func (e *memEntry) expired(now int64) bool { return e.expires <= now }
 
+// written records a Patch's write at now: the creation time and own
+// expiry it asks for, and a fresh lifetime.
+func (e *memEntry) written(now int64, opts PatchOptions) {
+	if opts.SetCreated && e.created == 0 {
+		e.created = now
+	}
+	if opts.Expiry != 0 {
+		e.own = int64(opts.Expiry)
+	}
+	ttl, _ := e.lifetime(opts.TTL, 0)
+	e.renew(now, ttl)
+}
+
 // renew gives the entry a fresh lifetime of ttl from now. A ttl reaching
 // past the largest time held saturates instead of wrapping into the past.
 func (e *memEntry) renew(now int64, ttl time.Duration) {
