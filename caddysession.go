@@ -3,14 +3,15 @@
 //
 //	xcaddy build --with github.com/caddy-session/caddy-session
 //
-// The modules live in caddymodule (the `session` handler), sessionstore
-// (the store interface and the memory store) and sessionstore/redisstore.
+// The modules live in caddymodule (the `session` handler and the admin
+// API), sessionstore/memorystore (the in-process store, the default) and
+// sessionstore/redisstore.
 package caddysession
 
 import (
-	// The session handler and its Caddyfile directive.
+	// The session handler, its Caddyfile directive and the admin API.
 	_ "github.com/caddy-session/caddy-session/caddymodule"
-	// The stores: memory (in the core package) and Redis.
-	_ "github.com/caddy-session/caddy-session/sessionstore"
+	// The stores.
+	_ "github.com/caddy-session/caddy-session/sessionstore/memorystore"
 	_ "github.com/caddy-session/caddy-session/sessionstore/redisstore"
 )

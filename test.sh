@@ -31,7 +31,7 @@ for target in FuzzReadClientID FuzzSignedCookie FuzzStripPrefixed FuzzCaddyfile;
 	go test -run '^$' -fuzz "^${target}\$" -fuzztime "${FUZZTIME:-15s}" ./caddymodule
 done
 for target in FuzzApplyPatches FuzzCanonicalMatchesOracle; do
-	go test -run '^$' -fuzz "^${target}\$" -fuzztime "${FUZZTIME:-15s}" ./sessionstore
+	go test -run '^$' -fuzz "^${target}\$" -fuzztime "${FUZZTIME:-15s}" ./sessionstore/mergepatch
 done
 
 ./tests/walkthrough.sh

@@ -12,6 +12,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/caddy-session/caddy-session/sessionstore"
+	"github.com/caddy-session/caddy-session/sessionstore/memorystore"
 )
 
 // unmarshalHandler decodes a handler's JSON config, as Caddy does.
@@ -316,8 +317,8 @@ func TestProvision(t *testing.T) {
 			if wantStore == "" {
 				wantStore = "default"
 			}
-			if ms, ok := h.store.(*sessionstore.MemoryStore); !ok {
-				t.Errorf("store is %T, want *sessionstore.MemoryStore", h.store)
+			if ms, ok := h.store.(*memorystore.MemoryStore); !ok {
+				t.Errorf("store is %T, want *memorystore.MemoryStore", h.store)
 			} else if ms.Name != wantStore || tt.storeName != "" && ms.MaxSessions != 5 {
 				t.Errorf("memory store %q with max_sessions %d, want %q", ms.Name, ms.MaxSessions, wantStore)
 			}

@@ -20,6 +20,9 @@ import (
 
 	"github.com/caddy-session/caddy-session/internal/throttle"
 	"github.com/caddy-session/caddy-session/sessionstore"
+	"github.com/caddy-session/caddy-session/sessionstore/mergepatch"
+	// The default store, registered wherever the handler is.
+	_ "github.com/caddy-session/caddy-session/sessionstore/memorystore"
 )
 
 func init() {
@@ -354,7 +357,7 @@ func (h *Handler) storeKey(sess *session) string {
 // session starts anew with a random one.
 func (h *Handler) loadSession(r *http.Request, sess *session) error {
 	id, rejected, present := h.readClientID(r.Header)
-	*sess = session{data: sessionstore.EmptyData, isNew: true, clientID: id, cookiePresent: present}
+	*sess = session{data: mergepatch.EmptyData, isNew: true, clientID: id, cookiePresent: present}
 	if rejected != "" {
 		h.reject(rejected)
 	}

@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddy-session/caddy-session/sessionstore"
+	"github.com/caddy-session/caddy-session/sessionstore/mergepatch"
 )
 
 // instructions are the changes the upstream asked for in its response.
@@ -44,7 +45,7 @@ func (h *Handler) takeInstructions(hdr http.Header, patches []string) instructio
 		switch suffix := h.names.suffix(name); {
 		case equalHeaderName(suffix, hdrSet):
 			for _, v := range values {
-				if err := sessionstore.ValidatePatch(v); err != nil {
+				if err := mergepatch.Validate(v); err != nil {
 					badPatch = true
 					h.logger.Error("refused "+h.names.headerPrefix+"Set from upstream: the session is left as it was",
 						zap.String("session_name", h.SessionName), zap.Error(err))
@@ -195,7 +196,7 @@ func (h *Handler) clear(ctx context.Context, sess *session, stored bool) bool {
 			h.logEvent("session cleared", sess.id)
 		}
 	}
-	sess.data, sess.meta = sessionstore.EmptyData, sessionstore.Meta{}
+	sess.data, sess.meta = mergepatch.EmptyData, sessionstore.Meta{}
 	h.renewID(sess)
 	return false
 }
@@ -217,7 +218,7 @@ func (h *Handler) regenerate(ctx context.Context, sess *session, stored bool) bo
 		h.logEvent("session regenerated", oldID, zap.String("new_session_hash", idHash(sess.id)))
 		return true
 	case errors.Is(err, sessionstore.ErrNotFound):
-		sess.data, sess.meta = sessionstore.EmptyData, sessionstore.Meta{}
+		sess.data, sess.meta = mergepatch.EmptyData, sessionstore.Meta{}
 		return false
 	default:
 		h.logStoreError("regenerating session failed; the session keeps its ID", oldID, err)
@@ -267,7 +268,7 @@ func (h *Handler) patch(ctx context.Context, sess *session, stored bool, patches
 	if h.MaxLifetime > 0 && sess.meta.Created.IsZero() {
 		sess.meta.Created = time.Now()
 	}
-	nowStored = data != sessionstore.EmptyData
+	nowStored = data != mergepatch.EmptyData
 	if nowStored && !stored {
 		h.metrics.created.Inc()
 		h.logEvent("session created", sess.id)

@@ -1,10 +1,14 @@
-// Package sessionstore holds the interface between the session handler and
-// the places session data is kept, and the stores that implement it.
+// Package sessionstore is the interface between the session handler and the
+// places session data is kept: the Store interface, its optional extensions
+// and the types they share. The stores live in its subpackages (memorystore,
+// redisstore), the JSON engine they share in mergepatch, and the conformance
+// suite that holds every store to this contract in storetest.
 //
 // A store knows nothing of cookies, IDs or HTTP: it keeps JSON objects under
 // string keys, each with an idle lifetime. Data crosses the interface as the
-// compact, ASCII-only JSON text that Canonicalize produces, so the handler can
-// hand it to the upstream as a header value without another pass over it.
+// compact, ASCII-only JSON text that mergepatch.Canonicalize produces, so the
+// handler can hand it to the upstream as a header value without another pass
+// over it.
 package sessionstore
 
 import (

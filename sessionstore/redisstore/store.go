@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/caddy-session/caddy-session/sessionstore"
+	"github.com/caddy-session/caddy-session/sessionstore/mergepatch"
 )
 
 // The keys of one session. The data lives under the key itself, as
@@ -122,7 +123,7 @@ func (s *RedisStore) Load(ctx context.Context, key string, ttl, renewAfter time.
 	renewed, _ := res[1].(int64)
 	created, _ := res[2].(string)
 	own, _ := res[3].(string)
-	data, err := sessionstore.Normalize(raw)
+	data, err := mergepatch.Normalize(raw)
 	if err != nil {
 		return sessionstore.Entry{}, fmt.Errorf("redis: stored session data: %w", err)
 	}
@@ -175,7 +176,7 @@ func (s *RedisStore) Patch(ctx context.Context, key string, patches []string, op
 			created, own = "", "" // metadata of a session that is gone
 		}
 		meta := parseMeta(created, own)
-		data, err = sessionstore.ApplyPatches(current, patches)
+		data, err = mergepatch.Apply(current, patches)
 		if err != nil {
 			return err
 		}
@@ -193,7 +194,7 @@ func (s *RedisStore) Patch(ctx context.Context, key string, patches []string, op
 		ttl := max(sessionstore.EffectiveTTL(meta.Expiry, opts.TTL), 0)
 		hasMeta := created != "" || own != "" || len(setMeta) > 0
 		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
-			if data == sessionstore.EmptyData {
+			if data == mergepatch.EmptyData {
 				p.Del(ctx, key, mkey)
 				return nil
 			}
@@ -262,7 +263,7 @@ func (s *RedisStore) Inspect(ctx context.Context, key string) (sessionstore.Entr
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return sessionstore.Entry{}, 0, fmt.Errorf("redis: inspecting session: %w", err)
 	}
-	data, err := sessionstore.Normalize(get.Val())
+	data, err := mergepatch.Normalize(get.Val())
 	if err != nil {
 		return sessionstore.Entry{}, 0, fmt.Errorf("redis: stored session data: %w", err)
 	}

@@ -1,4 +1,4 @@
-package sessionstore
+package memorystore
 
 import (
 	"context"
@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/caddy-session/caddy-session/sessionstore"
 )
 
 // Benchmarks of the memory store's operations, serial and parallel, and of
@@ -76,7 +78,7 @@ func filledBenchStore(b *testing.B) (*memStore, []string) {
 	s := newBenchStore(b, 0)
 	keys := benchKeys(benchSessions, 1)
 	for _, k := range keys {
-		if _, err := s.Patch(benchCtx, k, []string{benchSmallData}, PatchOptions{TTL: benchTTL, Create: true}); err != nil {
+		if _, err := s.Patch(benchCtx, k, []string{benchSmallData}, sessionstore.PatchOptions{TTL: benchTTL, Create: true}); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -122,7 +124,7 @@ func BenchmarkMemoryLoadMissing(b *testing.B) {
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
-		if _, _, err := unpackLoad(s.Load(benchCtx, missing[i%len(missing)], benchTTL, benchRenewAfter)); err != ErrNotFound {
+		if _, _, err := unpackLoad(s.Load(benchCtx, missing[i%len(missing)], benchTTL, benchRenewAfter)); err != sessionstore.ErrNotFound {
 			b.Fatalf("Load of a missing key: %v", err)
 		}
 		i++
@@ -135,7 +137,7 @@ func BenchmarkMemoryPatch(b *testing.B) {
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
-		if _, err := s.Patch(benchCtx, keys[i%len(keys)], benchPatchSet[i%len(benchPatchSet)], PatchOptions{TTL: benchTTL, Create: false}); err != nil {
+		if _, err := s.Patch(benchCtx, keys[i%len(keys)], benchPatchSet[i%len(benchPatchSet)], sessionstore.PatchOptions{TTL: benchTTL, Create: false}); err != nil {
 			b.Fatal(err)
 		}
 		i++
@@ -149,7 +151,7 @@ func BenchmarkMemoryPatchParallel(b *testing.B) {
 	b.RunParallel(func(pb *testing.PB) {
 		i := int(goroutineSeq.Add(7919))
 		for pb.Next() {
-			if _, err := s.Patch(benchCtx, keys[i%len(keys)], benchPatchSet[i%len(benchPatchSet)], PatchOptions{TTL: benchTTL, Create: false}); err != nil {
+			if _, err := s.Patch(benchCtx, keys[i%len(keys)], benchPatchSet[i%len(benchPatchSet)], sessionstore.PatchOptions{TTL: benchTTL, Create: false}); err != nil {
 				b.Error(err)
 				return
 			}
@@ -172,7 +174,7 @@ func BenchmarkMemoryPatchCreate(b *testing.B) {
 	for done := 0; done < b.N; {
 		n := min(b.N-done, len(keys))
 		for _, k := range keys[:n] {
-			if _, err := s.Patch(benchCtx, k, patch, PatchOptions{TTL: benchTTL, Create: true}); err != nil {
+			if _, err := s.Patch(benchCtx, k, patch, sessionstore.PatchOptions{TTL: benchTTL, Create: true}); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -197,7 +199,7 @@ func BenchmarkMemoryDelete(b *testing.B) {
 		n := min(b.N-done, len(keys))
 		b.StopTimer()
 		for _, k := range keys[:n] {
-			if _, err := s.Patch(benchCtx, k, patch, PatchOptions{TTL: benchTTL, Create: true}); err != nil {
+			if _, err := s.Patch(benchCtx, k, patch, sessionstore.PatchOptions{TTL: benchTTL, Create: true}); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -224,7 +226,7 @@ func BenchmarkMemoryCreateDeleteParallel(b *testing.B) {
 		i := 0
 		for pb.Next() {
 			k := keys[i%len(keys)]
-			if _, err := s.Patch(benchCtx, k, patch, PatchOptions{TTL: benchTTL, Create: true}); err != nil {
+			if _, err := s.Patch(benchCtx, k, patch, sessionstore.PatchOptions{TTL: benchTTL, Create: true}); err != nil {
 				b.Error(err)
 				return
 			}
@@ -256,7 +258,7 @@ func BenchmarkMemoryPerSession(b *testing.B) {
 	for i := 0; i < n; i++ {
 		key := benchKey(rng) // "session:" + 32 hex, a string of its own, as the handler's
 		// Small data: {"user":"u000123"}, 18 bytes.
-		data, err := s.Patch(benchCtx, key, []string{`{"user":"u` + strconv.Itoa(n + i)[1:] + `"}`}, PatchOptions{TTL: benchTTL, Create: true})
+		data, err := s.Patch(benchCtx, key, []string{`{"user":"u` + strconv.Itoa(n + i)[1:] + `"}`}, sessionstore.PatchOptions{TTL: benchTTL, Create: true})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -1,12 +1,12 @@
-package sessionstore
+package mergepatch
 
 import "testing"
 
 // The JSON work of the write path: the handler validates each X-Session-Set
-// (ValidatePatch), then the store merges it into the stored data
-// (ApplyPatches: decode both, merge, encode canonically).
+// (Validate), then the store merges it into the stored data
+// (Apply: decode both, merge, encode canonically).
 //
-//	go test -run '^$' -bench 'ValidatePatch|ApplyPatches|Normalize|Canonicalize' -benchmem ./sessionstore/
+//	go test -run '^$' -bench 'Validate|Apply|Normalize|Canonicalize' -benchmem ./sessionstore/mergepatch/
 
 const (
 	benchStoredData = `{"cart":[1,2,3],"n":41,"user":"alice"}`
@@ -19,7 +19,7 @@ const (
 func BenchmarkValidatePatch(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
-		if err := ValidatePatch(benchOnePatch); err != nil {
+		if err := Validate(benchOnePatch); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -29,7 +29,7 @@ func BenchmarkApplyPatches(b *testing.B) {
 	patches := []string{benchOnePatch}
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := ApplyPatches(benchStoredData, patches); err != nil {
+		if _, err := Apply(benchStoredData, patches); err != nil {
 			b.Fatal(err)
 		}
 	}

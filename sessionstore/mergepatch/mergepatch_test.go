@@ -1,4 +1,4 @@
-package sessionstore
+package mergepatch
 
 import (
 	"encoding/json"
@@ -27,12 +27,12 @@ func TestApplyPatchesRFC7396(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := ApplyPatches(tt.target, []string{tt.patch})
+			got, err := Apply(tt.target, []string{tt.patch})
 			if err != nil {
-				t.Fatalf("ApplyPatches(%s, %s): %v", tt.target, tt.patch, err)
+				t.Fatalf("Apply(%s, %s): %v", tt.target, tt.patch, err)
 			}
 			if got != tt.want {
-				t.Errorf("ApplyPatches(%s, %s) = %s, want %s", tt.target, tt.patch, got, tt.want)
+				t.Errorf("Apply(%s, %s) = %s, want %s", tt.target, tt.patch, got, tt.want)
 			}
 		})
 	}
@@ -72,12 +72,12 @@ func TestApplyPatches(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := ApplyPatches(tt.data, tt.patches)
+			got, err := Apply(tt.data, tt.patches)
 			if err != nil {
-				t.Fatalf("ApplyPatches(%q, %q): %v", tt.data, tt.patches, err)
+				t.Fatalf("Apply(%q, %q): %v", tt.data, tt.patches, err)
 			}
 			if got != tt.want {
-				t.Errorf("ApplyPatches(%q, %q) = %s, want %s", tt.data, tt.patches, got, tt.want)
+				t.Errorf("Apply(%q, %q) = %s, want %s", tt.data, tt.patches, got, tt.want)
 			}
 		})
 	}
@@ -98,15 +98,15 @@ func TestApplyPatchesErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := ApplyPatches(tt.data, tt.patches)
+			got, err := Apply(tt.data, tt.patches)
 			if err == nil {
-				t.Fatalf("ApplyPatches(%q, %q) = %s, want error", tt.data, tt.patches, got)
+				t.Fatalf("Apply(%q, %q) = %s, want error", tt.data, tt.patches, got)
 			}
 			if !strings.Contains(err.Error(), tt.wantSub) {
 				t.Errorf("error %q does not contain %q", err, tt.wantSub)
 			}
 			if got != "" {
-				t.Errorf("ApplyPatches returned %q with an error, want empty", got)
+				t.Errorf("Apply returned %q with an error, want empty", got)
 			}
 		})
 	}
@@ -115,7 +115,7 @@ func TestApplyPatchesErrors(t *testing.T) {
 // TestApplyPatchesNestedSequence checks that nested objects built by one
 // patch are merged into, not replaced, by the patches after it.
 func TestApplyPatchesNestedSequence(t *testing.T) {
-	got, err := ApplyPatches(`{}`, []string{`{"a":{"b":{"c":1}}}`, `{"a":{"b":{"d":2}}}`, `{"a":{"b":{"c":null}}}`})
+	got, err := Apply(`{}`, []string{`{"a":{"b":{"c":1}}}`, `{"a":{"b":{"d":2}}}`, `{"a":{"b":{"c":null}}}`})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -235,31 +235,31 @@ func TestValidatePatch(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := ValidatePatch(tt.patch)
+			err := Validate(tt.patch)
 			if tt.ok {
 				if err != nil {
-					t.Errorf("ValidatePatch(%q) = %v, want nil", tt.patch, err)
+					t.Errorf("Validate(%q) = %v, want nil", tt.patch, err)
 				}
 				return
 			}
 			if err == nil {
-				t.Fatalf("ValidatePatch(%q) = nil, want error", tt.patch)
+				t.Fatalf("Validate(%q) = nil, want error", tt.patch)
 			}
 			if got := errors.Is(err, errNotObject); got != tt.notObject {
-				t.Errorf("ValidatePatch(%q) = %v; errors.Is(errNotObject) = %v, want %v", tt.patch, err, got, tt.notObject)
+				t.Errorf("Validate(%q) = %v; errors.Is(errNotObject) = %v, want %v", tt.patch, err, got, tt.notObject)
 			}
 		})
 	}
 }
 
-// TestValidatePatchAgreesWithApply checks that every patch ValidatePatch
-// accepts is one ApplyPatches accepts, and every one it refuses, refused.
+// TestValidatePatchAgreesWithApply checks that every patch Validate
+// accepts is one Apply accepts, and every one it refuses, refused.
 func TestValidatePatchAgreesWithApply(t *testing.T) {
 	for _, p := range []string{`{}`, ` {"a":1} `, `{} x`, `[]`, `null`, `{"a":[1]}`, `{}}`} {
-		vErr := ValidatePatch(p)
-		_, aErr := ApplyPatches(`{}`, []string{p})
+		vErr := Validate(p)
+		_, aErr := Apply(`{}`, []string{p})
 		if (vErr == nil) != (aErr == nil) {
-			t.Errorf("patch %q: ValidatePatch = %v, ApplyPatches = %v", p, vErr, aErr)
+			t.Errorf("patch %q: Validate = %v, Apply = %v", p, vErr, aErr)
 		}
 	}
 }
@@ -295,20 +295,20 @@ func TestNormalize(t *testing.T) {
 		if err == nil && got != tt.want {
 			t.Errorf("Normalize(%q) = %q, want %q", tt.in, got, tt.want)
 		}
-		if tt.same != isCompactASCIIObject(tt.in) {
-			t.Errorf("isCompactASCIIObject(%q) = %v, want %v", tt.in, !tt.same, tt.same)
+		if tt.same != IsCompactASCIIObject(tt.in) {
+			t.Errorf("IsCompactASCIIObject(%q) = %v, want %v", tt.in, !tt.same, tt.same)
 		}
 	}
 }
 
 func TestPatchErrorsDoNotQuoteData(t *testing.T) {
 	for _, bad := range []string{`{"secret":"hunter2"`, `{"secret":hunter2}`, `secret`, `{"a":1} secret`} {
-		err := ValidatePatch(bad)
+		err := Validate(bad)
 		if err == nil {
-			t.Fatalf("ValidatePatch(%q) accepted it", bad)
+			t.Fatalf("Validate(%q) accepted it", bad)
 		}
 		if strings.Contains(err.Error(), "secret") || strings.Contains(err.Error(), "hunter") || strings.Contains(err.Error(), "'") {
-			t.Errorf("ValidatePatch(%q) error %q quotes the data", bad, err)
+			t.Errorf("Validate(%q) error %q quotes the data", bad, err)
 		}
 	}
 }

@@ -1,4 +1,13 @@
-package sessionstore
+// Package mergepatch is the JSON engine of the session stores: it keeps
+// session data in one canonical form (compact, keys sorted, ASCII-only with
+// \u escapes, numbers exactly as written) and applies JSON merge patches
+// (RFC 7396) to it, so a store can merge an upstream's change into the data
+// it holds as one atomic step and hand the result on as a header value.
+//
+// It is written for that one job without encoding/json; the encoding/json
+// implementation it replaced is kept in its tests as the oracle that the
+// fuzz targets hold it to.
+package mergepatch
 
 import (
 	"encoding/json"
@@ -16,9 +25,9 @@ var (
 	errNotObject = errors.New("not a JSON object")
 )
 
-// ValidatePatch reports whether patch is usable as a merge patch on session
+// Validate reports whether patch is usable as a merge patch on session
 // data: a JSON object. Stores rely on patches having passed it.
-func ValidatePatch(patch string) error {
+func Validate(patch string) error {
 	// The common case, a valid object, needs no parsing: json.Valid
 	// scans without allocating. Only a bad patch is parsed, for its error.
 	if t := strings.TrimLeft(patch, " \t\r\n"); t != "" && t[0] == '{' && json.Valid([]byte(patch)) {
@@ -29,10 +38,10 @@ func ValidatePatch(patch string) error {
 	return err
 }
 
-// ApplyPatches applies the JSON merge patches (RFC 7396) in order to data,
+// Apply applies the JSON merge patches (RFC 7396) in order to data,
 // a JSON object, and returns the result in canonical form. An empty data
 // string is taken as an empty object.
-func ApplyPatches(data string, patches []string) (string, error) {
+func Apply(data string, patches []string) (string, error) {
 	p := getParser()
 	defer p.release()
 	var obj span
@@ -115,15 +124,15 @@ func (p *parser) merge(target, patch span) span {
 // written by others (sanic_session writes `{"a": 1}` with spaces, and may
 // write raw UTF-8) pass what they load through it.
 func Normalize(data string) (string, error) {
-	if isCompactASCIIObject(data) {
+	if IsCompactASCIIObject(data) {
 		return data, nil
 	}
 	return Canonicalize(data)
 }
 
-// isCompactASCIIObject reports whether s is a JSON object with no
+// IsCompactASCIIObject reports whether s is a JSON object with no
 // whitespace outside strings and no byte outside printable ASCII.
-func isCompactASCIIObject(s string) bool {
+func IsCompactASCIIObject(s string) bool {
 	if len(s) < 2 || s[0] != '{' {
 		return false
 	}

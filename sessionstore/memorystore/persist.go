@@ -1,4 +1,4 @@
-package sessionstore
+package memorystore
 
 import (
 	"bufio"
@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/caddy-session/caddy-session/sessionstore/mergepatch"
 )
 
 // persistFormat names the memory store's file format in its first line.
@@ -221,7 +223,7 @@ func readPersisted(path string) ([]persistEntry, error) {
 		if err := dec.Decode(&pe); err != nil {
 			return nil, fmt.Errorf("session %d: %w", len(entries)+1, err)
 		}
-		if pe.Key == "" || !isCompactASCIIObject(pe.Data) {
+		if pe.Key == "" || !mergepatch.IsCompactASCIIObject(pe.Data) {
 			return nil, fmt.Errorf("session %d: no key, or data that is not a JSON object", len(entries)+1)
 		}
 		entries = append(entries, pe)

@@ -1,4 +1,4 @@
-package sessionstore
+package mergepatch
 
 import (
 	"errors"
@@ -21,15 +21,15 @@ func FuzzApplyPatches(f *testing.F) {
 		f.Add(seed[0], seed[1])
 	}
 	f.Fuzz(func(t *testing.T, target, patch string) {
-		if _, err := Canonicalize(target); err != nil || ValidatePatch(patch) != nil {
-			if _, err := ApplyPatches(target, []string{patch}); err == nil && target != "" {
-				t.Fatalf("ApplyPatches took a bad target %q or patch %q", target, patch)
+		if _, err := Canonicalize(target); err != nil || Validate(patch) != nil {
+			if _, err := Apply(target, []string{patch}); err == nil && target != "" {
+				t.Fatalf("Apply took a bad target %q or patch %q", target, patch)
 			}
 			return
 		}
-		once, err := ApplyPatches(target, []string{patch})
+		once, err := Apply(target, []string{patch})
 		if err != nil {
-			t.Fatalf("ApplyPatches(%q, %q): %v", target, patch, err)
+			t.Fatalf("Apply(%q, %q): %v", target, patch, err)
 		}
 		if again, err := Canonicalize(once); err != nil || again != once {
 			t.Fatalf("result %q is not canonical (%q, %v)", once, again, err)
@@ -38,7 +38,7 @@ func FuzzApplyPatches(f *testing.F) {
 			t.Fatalf("Normalize changed canonical %q to %q (%v)", once, normalized, err)
 		}
 		// A merge patch is idempotent.
-		if twice, err := ApplyPatches(once, []string{patch}); err != nil || twice != once {
+		if twice, err := Apply(once, []string{patch}); err != nil || twice != once {
 			t.Fatalf("applying %q again changed %q to %q (%v)", patch, once, twice, err)
 		}
 	})
@@ -85,9 +85,9 @@ func checkMatchesOracle(t *testing.T, target, patch string) {
 	}
 	apply := func(data string, patches ...string) {
 		t.Helper()
-		got, err := ApplyPatches(data, patches)
+		got, err := Apply(data, patches)
 		want, wantErr := oracleApplyPatches(data, patches)
-		same(func() string { return fmt.Sprintf("ApplyPatches(%q, %q)", clip(data), clipAll(patches)) }, got, err, want, wantErr)
+		same(func() string { return fmt.Sprintf("Apply(%q, %q)", clip(data), clipAll(patches)) }, got, err, want, wantErr)
 	}
 	apply(target, patch)
 	apply("", target, patch)
@@ -100,8 +100,8 @@ func checkMatchesOracle(t *testing.T, target, patch string) {
 		got, err = Normalize(s)
 		want, wantErr = oracleNormalize(s)
 		same(func() string { return fmt.Sprintf("Normalize(%q)", clip(s)) }, got, err, want, wantErr)
-		err, wantErr = ValidatePatch(s), oracleValidatePatch(s)
-		same(func() string { return fmt.Sprintf("ValidatePatch(%q)", clip(s)) }, "", err, "", wantErr)
+		err, wantErr = Validate(s), oracleValidatePatch(s)
+		same(func() string { return fmt.Sprintf("Validate(%q)", clip(s)) }, "", err, "", wantErr)
 	}
 }
 
@@ -118,7 +118,7 @@ func errorClass(err error) string {
 	return "other"
 }
 
-// blame returns which input an ApplyPatches error is about, the stored
+// blame returns which input an Apply error is about, the stored
 // data or a patch, or "" for an error about the one input there is.
 func blame(err error) string {
 	where, _, _ := strings.Cut(err.Error(), ": ")

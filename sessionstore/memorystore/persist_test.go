@@ -1,4 +1,4 @@
-package sessionstore
+package memorystore
 
 import (
 	"context"
@@ -11,6 +11,8 @@ import (
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/caddy-session/caddy-session/sessionstore"
 )
 
 func TestPersistRoundTrip(t *testing.T) {
@@ -19,7 +21,7 @@ func TestPersistRoundTrip(t *testing.T) {
 
 	a := newPersistentMemStore(100, time.Hour, nil, path, time.Hour)
 	for key, ttl := range map[string]time.Duration{"s:live": time.Hour, "s:perm": 0, "s:short": 50 * time.Millisecond} {
-		if _, err := a.Patch(ctx, key, []string{`{"k":"` + key + `","é":1}`}, PatchOptions{TTL: ttl, Create: true}); err != nil {
+		if _, err := a.Patch(ctx, key, []string{`{"k":"` + key + `","é":1}`}, sessionstore.PatchOptions{TTL: ttl, Create: true}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -50,7 +52,7 @@ func TestPersistRoundTrip(t *testing.T) {
 	if _, ttl, err := unpackInspect(b.Inspect(ctx, "s:perm")); err != nil || ttl != 0 {
 		t.Errorf("s:perm after restart: ttl %v, %v; want permanent", ttl, err)
 	}
-	if _, _, err := unpackInspect(b.Inspect(ctx, "s:short")); !errors.Is(err, ErrNotFound) {
+	if _, _, err := unpackInspect(b.Inspect(ctx, "s:short")); !errors.Is(err, sessionstore.ErrNotFound) {
 		t.Errorf("an expired session came back: %v", err)
 	}
 }
@@ -59,7 +61,7 @@ func TestPersistSavesOnlyChanges(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "s.jsonl")
 	s := newPersistentMemStore(100, time.Hour, nil, path, time.Hour)
 	defer s.Destruct()
-	if _, err := s.Patch(context.Background(), "k", []string{`{"a":1}`}, PatchOptions{TTL: time.Hour, Create: true}); err != nil {
+	if _, err := s.Patch(context.Background(), "k", []string{`{"a":1}`}, sessionstore.PatchOptions{TTL: time.Hour, Create: true}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.save(); err != nil {
@@ -86,7 +88,7 @@ func TestPersistPeriodically(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "s.jsonl")
 	s := newPersistentMemStore(100, time.Hour, nil, path, time.Second)
 	defer s.Destruct()
-	if _, err := s.Patch(context.Background(), "k", []string{`{"a":1}`}, PatchOptions{TTL: time.Hour, Create: true}); err != nil {
+	if _, err := s.Patch(context.Background(), "k", []string{`{"a":1}`}, sessionstore.PatchOptions{TTL: time.Hour, Create: true}); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(5 * time.Second)
@@ -131,7 +133,7 @@ func TestPersistCorruptFileMovedAside(t *testing.T) {
 				t.Errorf("logged %d errors, want 1", logs.Len())
 			}
 			// The store works, and saves a good file in its place.
-			if _, err := s.Patch(context.Background(), "k", []string{`{"a":1}`}, PatchOptions{TTL: time.Hour, Create: true}); err != nil {
+			if _, err := s.Patch(context.Background(), "k", []string{`{"a":1}`}, sessionstore.PatchOptions{TTL: time.Hour, Create: true}); err != nil {
 				t.Fatal(err)
 			}
 			if err := s.save(); err != nil {
@@ -162,7 +164,7 @@ func TestPersistSavedWhenItsUserGoesFirst(t *testing.T) {
 	withFile, bare := new(int), new(int)
 	s.addUser(withFile, memSettings{persist: path, persistInterval: time.Hour})
 	s.addUser(bare, memSettings{})
-	if _, err := s.Patch(context.Background(), "k", []string{`{"a":1}`}, PatchOptions{TTL: time.Hour, Create: true}); err != nil {
+	if _, err := s.Patch(context.Background(), "k", []string{`{"a":1}`}, sessionstore.PatchOptions{TTL: time.Hour, Create: true}); err != nil {
 		t.Fatal(err)
 	}
 	s.removeUser(withFile)

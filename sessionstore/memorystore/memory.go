@@ -1,4 +1,4 @@
-package sessionstore
+package memorystore
 
 import (
 	"context"
@@ -12,6 +12,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddy-session/caddy-session/internal/throttle"
+	"github.com/caddy-session/caddy-session/sessionstore"
+	"github.com/caddy-session/caddy-session/sessionstore/mergepatch"
 )
 
 const (
@@ -191,8 +193,8 @@ func (s *memStore) hash(key string) uint64 {
 
 func (s *memStore) shardOf(h uint64) *memShard { return &s.shards[h%memShardCount] }
 
-// Load implements Store.
-func (s *memStore) Load(_ context.Context, key string, ttl, renewAfter time.Duration) (Entry, error) {
+// Load implements sessionstore.Store.
+func (s *memStore) Load(_ context.Context, key string, ttl, renewAfter time.Duration) (sessionstore.Entry, error) {
 	h := s.hash(key)
 	sh := s.shardOf(h)
 	now := s.now()
@@ -201,12 +203,12 @@ func (s *memStore) Load(_ context.Context, key string, ttl, renewAfter time.Dura
 	i, ok := sh.find(h, key)
 	if !ok || sh.slots[i].expired(now) {
 		sh.mu.RUnlock()
-		return Entry{}, ErrNotFound
+		return sessionstore.Entry{}, sessionstore.ErrNotFound
 	}
 	e := &sh.slots[i]
 	_, after := e.lifetime(ttl, renewAfter)
 	due := now-e.renewed >= int64(after)
-	entry := Entry{Data: sh.data(i), Meta: e.meta()}
+	entry := sessionstore.Entry{Data: sh.data(i), Meta: e.meta()}
 	sh.mu.RUnlock()
 	if !due {
 		return entry, nil
@@ -216,10 +218,10 @@ func (s *memStore) Load(_ context.Context, key string, ttl, renewAfter time.Dura
 	defer sh.mu.Unlock()
 	i, ok = sh.find(h, key)
 	if !ok || sh.slots[i].expired(now) {
-		return Entry{}, ErrNotFound
+		return sessionstore.Entry{}, sessionstore.ErrNotFound
 	}
 	e = &sh.slots[i]
-	entry = Entry{Data: sh.data(i), Meta: e.meta()}
+	entry = sessionstore.Entry{Data: sh.data(i), Meta: e.meta()}
 	t, after := e.lifetime(ttl, renewAfter)
 	// Another request may have renewed it between the two locks.
 	if now-e.renewed < int64(after) {
@@ -232,8 +234,8 @@ func (s *memStore) Load(_ context.Context, key string, ttl, renewAfter time.Dura
 	return entry, nil
 }
 
-// Inspect implements Inspector.
-func (s *memStore) Inspect(_ context.Context, key string) (Entry, time.Duration, error) {
+// Inspect implements sessionstore.Inspector.
+func (s *memStore) Inspect(_ context.Context, key string) (sessionstore.Entry, time.Duration, error) {
 	h := s.hash(key)
 	sh := s.shardOf(h)
 	now := s.now()
@@ -241,10 +243,10 @@ func (s *memStore) Inspect(_ context.Context, key string) (Entry, time.Duration,
 	defer sh.mu.RUnlock()
 	i, ok := sh.find(h, key)
 	if !ok || sh.slots[i].expired(now) {
-		return Entry{}, 0, ErrNotFound
+		return sessionstore.Entry{}, 0, sessionstore.ErrNotFound
 	}
 	e := &sh.slots[i]
-	entry := Entry{Data: sh.data(i), Meta: e.meta()}
+	entry := sessionstore.Entry{Data: sh.data(i), Meta: e.meta()}
 	if e.expires == math.MaxInt64 {
 		return entry, 0, nil
 	}
@@ -262,8 +264,8 @@ func (s *memStore) notifyRemoved(keys []string, reason string) {
 	}
 }
 
-// Patch implements Store.
-func (s *memStore) Patch(_ context.Context, key string, patches []string, opts PatchOptions) (string, error) {
+// Patch implements sessionstore.Store.
+func (s *memStore) Patch(_ context.Context, key string, patches []string, opts sessionstore.PatchOptions) (string, error) {
 	h := s.hash(key)
 	sh := s.shardOf(h)
 	now := s.now()
@@ -277,7 +279,7 @@ func (s *memStore) Patch(_ context.Context, key string, patches []string, opts P
 	}
 	if !ok && !opts.Create {
 		sh.mu.Unlock()
-		return "", ErrNotFound
+		return "", sessionstore.ErrNotFound
 	}
 	current := ""
 	if ok {
@@ -285,11 +287,11 @@ func (s *memStore) Patch(_ context.Context, key string, patches []string, opts P
 	}
 	// The merge runs under the lock: that is what makes concurrent
 	// patches of one session compose instead of overwriting each other.
-	data, err := ApplyPatches(current, patches)
-	if err == nil && OverSize(data, current, opts.MaxSize) {
-		err = fmt.Errorf("%w: %d bytes, the limit is %d", ErrTooLarge, len(data), opts.MaxSize)
+	data, err := mergepatch.Apply(current, patches)
+	if err == nil && sessionstore.OverSize(data, current, opts.MaxSize) {
+		err = fmt.Errorf("%w: %d bytes, the limit is %d", sessionstore.ErrTooLarge, len(data), opts.MaxSize)
 	}
-	if err == nil && data != EmptyData {
+	if err == nil && data != mergepatch.EmptyData {
 		need := len(data) // new data longer than the old goes to the arena's end
 		switch {
 		case !ok:
@@ -307,10 +309,10 @@ func (s *memStore) Patch(_ context.Context, key string, patches []string, opts P
 	}
 	inserted := false
 	switch {
-	case data == EmptyData && ok:
+	case data == mergepatch.EmptyData && ok:
 		sh.remove(i)
 		s.count.Add(-1)
-	case data == EmptyData:
+	case data == mergepatch.EmptyData:
 	case ok:
 		sh.setData(i, data)
 		e := &sh.slots[i]
@@ -333,7 +335,7 @@ func (s *memStore) Patch(_ context.Context, key string, patches []string, opts P
 	return data, nil
 }
 
-// Delete implements Store.
+// Delete implements sessionstore.Store.
 func (s *memStore) Delete(_ context.Context, key string) error {
 	h := s.hash(key)
 	sh := s.shardOf(h)
@@ -347,7 +349,7 @@ func (s *memStore) Delete(_ context.Context, key string) error {
 	return nil
 }
 
-// Rename implements Store.
+// Rename implements sessionstore.Store.
 func (s *memStore) Rename(_ context.Context, oldKey, newKey string, ttl time.Duration) error {
 	fromHash, toHash := s.hash(oldKey), s.hash(newKey)
 	fi, ti := int(fromHash%memShardCount), int(toHash%memShardCount)
@@ -358,12 +360,12 @@ func (s *memStore) Rename(_ context.Context, oldKey, newKey string, ttl time.Dur
 	now := s.now()
 	i, ok := from.find(fromHash, oldKey)
 	if !ok {
-		return ErrNotFound
+		return sessionstore.ErrNotFound
 	}
 	if from.slots[i].expired(now) {
 		from.remove(i)
 		s.count.Add(-1)
-		return ErrNotFound
+		return sessionstore.ErrNotFound
 	}
 	// Room first, so that a rename that does not fit loses nothing.
 	if err := to.makeRoom(len(newKey) + int(from.slots[i].dataLen)); err != nil {
@@ -470,7 +472,7 @@ func (s *memStore) evictOne() bool {
 			s.count.Add(-1)
 			s.version.Add(1)
 			victim.mu.Unlock()
-			s.notifyRemoved([]string{key}, RemovedEvicted)
+			s.notifyRemoved([]string{key}, sessionstore.RemovedEvicted)
 			return true
 		}
 		victim.mu.Unlock()
@@ -523,7 +525,7 @@ func (s *memStore) sweep() int {
 			sh.mu.Unlock()
 			s.count.Add(-int64(len(keys)))
 			dropped += len(keys)
-			s.notifyRemoved(keys, RemovedExpired)
+			s.notifyRemoved(keys, sessionstore.RemovedExpired)
 		}
 	}
 	return dropped

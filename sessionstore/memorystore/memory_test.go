@@ -1,4 +1,4 @@
-package sessionstore
+package memorystore
 
 import (
 	"context"
@@ -19,6 +19,9 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/caddy-session/caddy-session/sessionstore"
+	"github.com/caddy-session/caddy-session/sessionstore/mergepatch"
 )
 
 // fakeClock is a clock the test moves by hand. It is safe for concurrent
@@ -61,7 +64,7 @@ const forever = time.Duration(math.MaxInt64)
 
 func mustPatch(t *testing.T, s *memStore, key string, ttl time.Duration, patches ...string) string {
 	t.Helper()
-	data, err := s.Patch(bg, key, patches, PatchOptions{TTL: ttl, Create: true})
+	data, err := s.Patch(bg, key, patches, sessionstore.PatchOptions{TTL: ttl, Create: true})
 	if err != nil {
 		t.Fatalf("Patch(%q, %q): %v", key, patches, err)
 	}
@@ -74,9 +77,9 @@ func peek(t *testing.T, s *memStore, key string) string {
 	t.Helper()
 	data, renewed, err := unpackLoad(s.Load(bg, key, time.Hour, forever))
 	switch {
-	case errors.Is(err, ErrNotFound):
+	case errors.Is(err, sessionstore.ErrNotFound):
 		if data != "" || renewed {
-			t.Errorf("Load(%q) = %q, %v with ErrNotFound", key, data, renewed)
+			t.Errorf("Load(%q) = %q, %v with sessionstore.ErrNotFound", key, data, renewed)
 		}
 		return ""
 	case err != nil:
@@ -102,7 +105,7 @@ func wantFound(t *testing.T, s *memStore, key, want string) {
 func wantGone(t *testing.T, s *memStore, key string) {
 	t.Helper()
 	if got := peek(t, s, key); got != "" {
-		t.Errorf("Load(%q) = %s, want ErrNotFound", key, got)
+		t.Errorf("Load(%q) = %s, want sessionstore.ErrNotFound", key, got)
 	}
 }
 
@@ -232,8 +235,8 @@ func TestMemLoadMissing(t *testing.T) {
 	s, _ := newTestStore(t, 0)
 	for _, renewAfter := range []time.Duration{0, time.Minute, forever} {
 		data, renewed, err := unpackLoad(s.Load(bg, "nope", time.Hour, renewAfter))
-		if !errors.Is(err, ErrNotFound) || data != "" || renewed {
-			t.Errorf("Load(missing, renewAfter %v) = %q, %v, %v; want ErrNotFound", renewAfter, data, renewed, err)
+		if !errors.Is(err, sessionstore.ErrNotFound) || data != "" || renewed {
+			t.Errorf("Load(missing, renewAfter %v) = %q, %v, %v; want sessionstore.ErrNotFound", renewAfter, data, renewed, err)
 		}
 	}
 	wantLen(t, s, 0)
@@ -241,9 +244,9 @@ func TestMemLoadMissing(t *testing.T) {
 
 func TestMemPatchNoCreate(t *testing.T) {
 	s, _ := newTestStore(t, 0)
-	data, err := s.Patch(bg, "k", []string{`{"a":1}`}, PatchOptions{TTL: time.Hour, Create: false})
-	if !errors.Is(err, ErrNotFound) || data != "" {
-		t.Fatalf("Patch(missing, create=false) = %q, %v; want ErrNotFound", data, err)
+	data, err := s.Patch(bg, "k", []string{`{"a":1}`}, sessionstore.PatchOptions{TTL: time.Hour, Create: false})
+	if !errors.Is(err, sessionstore.ErrNotFound) || data != "" {
+		t.Fatalf("Patch(missing, create=false) = %q, %v; want sessionstore.ErrNotFound", data, err)
 	}
 	wantLen(t, s, 0)
 	wantGone(t, s, "k")
@@ -251,7 +254,7 @@ func TestMemPatchNoCreate(t *testing.T) {
 
 	// On an existing key it patches.
 	mustPatch(t, s, "k", time.Hour, `{"a":1}`)
-	data, err = s.Patch(bg, "k", []string{`{"b":2}`}, PatchOptions{TTL: time.Hour, Create: false})
+	data, err = s.Patch(bg, "k", []string{`{"b":2}`}, sessionstore.PatchOptions{TTL: time.Hour, Create: false})
 	if err != nil || data != `{"a":1,"b":2}` {
 		t.Fatalf("Patch(existing, create=false) = %q, %v", data, err)
 	}
@@ -261,8 +264,8 @@ func TestMemPatchNoCreate(t *testing.T) {
 	if err := s.Delete(bg, "k"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Patch(bg, "k", []string{`{"a":1}`}, PatchOptions{TTL: time.Hour, Create: false}); !errors.Is(err, ErrNotFound) {
-		t.Errorf("Patch(deleted, create=false) = %v, want ErrNotFound", err)
+	if _, err := s.Patch(bg, "k", []string{`{"a":1}`}, sessionstore.PatchOptions{TTL: time.Hour, Create: false}); !errors.Is(err, sessionstore.ErrNotFound) {
+		t.Errorf("Patch(deleted, create=false) = %v, want sessionstore.ErrNotFound", err)
 	}
 	wantLen(t, s, 0)
 }
@@ -314,10 +317,10 @@ func TestMemPatchInvalidChangesNothing(t *testing.T) {
 	mustPatch(t, s, "k", time.Hour, `{"a":1}`)
 	before, _ := entryOf(s, "k")
 	for _, bad := range [][]string{{`[1]`}, {`{"b":2}`, `nope`}, {`{} x`}} {
-		if data, err := s.Patch(bg, "k", bad, PatchOptions{TTL: 2 * time.Hour, Create: true}); err == nil {
+		if data, err := s.Patch(bg, "k", bad, sessionstore.PatchOptions{TTL: 2 * time.Hour, Create: true}); err == nil {
 			t.Errorf("Patch(%q) = %q, want error", bad, data)
 		}
-		if data, err := s.Patch(bg, "new", bad, PatchOptions{TTL: time.Hour, Create: true}); err == nil {
+		if data, err := s.Patch(bg, "new", bad, sessionstore.PatchOptions{TTL: time.Hour, Create: true}); err == nil {
 			t.Errorf("Patch(new, %q) = %q, want error", bad, data)
 		}
 	}
@@ -337,10 +340,10 @@ func TestMemPatchUnlocksOnError(t *testing.T) {
 	go func() {
 		defer close(done)
 		for i := 0; i < 3; i++ {
-			s.Patch(bg, "k", []string{`[]`}, PatchOptions{TTL: time.Hour, Create: true})
-			s.Patch(bg, "k", []string{`{}`}, PatchOptions{TTL: time.Hour, Create: false})
+			s.Patch(bg, "k", []string{`[]`}, sessionstore.PatchOptions{TTL: time.Hour, Create: true})
+			s.Patch(bg, "k", []string{`{}`}, sessionstore.PatchOptions{TTL: time.Hour, Create: false})
 		}
-		if _, err := s.Patch(bg, "k", []string{`{"a":1}`}, PatchOptions{TTL: time.Hour, Create: true}); err != nil {
+		if _, err := s.Patch(bg, "k", []string{`{"a":1}`}, sessionstore.PatchOptions{TTL: time.Hour, Create: true}); err != nil {
 			t.Errorf("Patch: %v", err)
 		}
 	}()
@@ -377,18 +380,18 @@ func TestMemExpiry(t *testing.T) {
 					if err != nil || data != `{"a":1}` {
 						t.Errorf("Load(renewAfter %v) = %q, %v; want data", renewAfter, data, err)
 					}
-				} else if !errors.Is(err, ErrNotFound) || data != "" {
-					t.Errorf("Load(renewAfter %v) = %q, %v; want ErrNotFound", renewAfter, data, err)
+				} else if !errors.Is(err, sessionstore.ErrNotFound) || data != "" {
+					t.Errorf("Load(renewAfter %v) = %q, %v; want sessionstore.ErrNotFound", renewAfter, data, err)
 				}
 			}
-			data, err := s.Patch(bg, "k", []string{`{"b":2}`}, PatchOptions{TTL: ttl, Create: false})
+			data, err := s.Patch(bg, "k", []string{`{"b":2}`}, sessionstore.PatchOptions{TTL: ttl, Create: false})
 			if tt.found {
 				if err != nil || data != `{"a":1,"b":2}` {
 					t.Errorf("Patch(create=false) = %q, %v", data, err)
 				}
 			} else {
-				if !errors.Is(err, ErrNotFound) || data != "" {
-					t.Errorf("Patch(create=false) on expired = %q, %v; want ErrNotFound", data, err)
+				if !errors.Is(err, sessionstore.ErrNotFound) || data != "" {
+					t.Errorf("Patch(create=false) on expired = %q, %v; want sessionstore.ErrNotFound", data, err)
 				}
 				wantLen(t, s, 0) // the expired entry was dropped
 				// create=true starts from nothing, not from the old data.
@@ -406,8 +409,8 @@ func TestMemExpiredNotRenewedByLoad(t *testing.T) {
 	s, c := newTestStore(t, 0)
 	mustPatch(t, s, "k", time.Minute, `{"a":1}`)
 	c.advance(time.Minute)
-	if _, renewed, err := unpackLoad(s.Load(bg, "k", time.Hour, 0)); !errors.Is(err, ErrNotFound) || renewed {
-		t.Fatalf("Load(expired, renewAfter 0) = %v, %v; want ErrNotFound", renewed, err)
+	if _, renewed, err := unpackLoad(s.Load(bg, "k", time.Hour, 0)); !errors.Is(err, sessionstore.ErrNotFound) || renewed {
+		t.Fatalf("Load(expired, renewAfter 0) = %v, %v; want sessionstore.ErrNotFound", renewed, err)
 	}
 	e, ok := entryOf(s, "k")
 	if !ok || e.expires != testEpoch+int64(time.Minute) {
@@ -517,8 +520,8 @@ func TestMemLoadRenewal(t *testing.T) {
 				c.ns.Store(start + int64(st.at))
 				data, renewed, err := unpackLoad(s.Load(bg, "k", ttl, st.renewAfter))
 				if !st.found {
-					if !errors.Is(err, ErrNotFound) {
-						t.Fatalf("step %d at %v: Load = %q, %v; want ErrNotFound", i, st.at, data, err)
+					if !errors.Is(err, sessionstore.ErrNotFound) {
+						t.Fatalf("step %d at %v: Load = %q, %v; want sessionstore.ErrNotFound", i, st.at, data, err)
 					}
 					continue
 				}
@@ -627,11 +630,11 @@ func TestMemRename(t *testing.T) {
 		{"over an existing key", "old", "new", ttl, true, true, false, nil, 1, ttl},
 		{"over an existing key same shard", same[0], same[1], ttl, true, true, false, nil, 1, ttl},
 		{"onto itself", "old", "old", ttl, false, true, false, nil, 1, ttl},
-		{"missing old", "old", "new", ttl, false, false, false, ErrNotFound, 0, 0},
-		{"missing old, new exists", "old", "new", ttl, true, false, false, ErrNotFound, 1, 0},
-		{"expired old", "old", "new", ttl, false, true, true, ErrNotFound, 0, 0},
-		{"expired old, new exists", "old", "new", ttl, true, true, true, ErrNotFound, 1, 0},
-		{"expired onto itself", "old", "old", ttl, false, true, true, ErrNotFound, 0, 0},
+		{"missing old", "old", "new", ttl, false, false, false, sessionstore.ErrNotFound, 0, 0},
+		{"missing old, new exists", "old", "new", ttl, true, false, false, sessionstore.ErrNotFound, 1, 0},
+		{"expired old", "old", "new", ttl, false, true, true, sessionstore.ErrNotFound, 0, 0},
+		{"expired old, new exists", "old", "new", ttl, true, true, true, sessionstore.ErrNotFound, 1, 0},
+		{"expired onto itself", "old", "old", ttl, false, true, true, sessionstore.ErrNotFound, 0, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -983,7 +986,7 @@ func TestMemConcurrentPatchesOfOneSession(t *testing.T) {
 			<-start
 			for i := 0; i < perWorker; i++ {
 				p := fmt.Sprintf(`{"w%d_%d":%d}`, w, i, i)
-				if _, err := s.Patch(bg, "session", []string{p}, PatchOptions{TTL: time.Hour, Create: true}); err != nil {
+				if _, err := s.Patch(bg, "session", []string{p}, sessionstore.PatchOptions{TTL: time.Hour, Create: true}); err != nil {
 					t.Errorf("Patch: %v", err)
 					return
 				}
@@ -1097,7 +1100,7 @@ func TestMemConcurrentMixed(t *testing.T) {
 							data, _, err := unpackLoad(s.Load(bg, k, ttl, time.Duration(r.Intn(3))*time.Second))
 							if err == nil {
 								checkCanonical(t, data)
-							} else if !errors.Is(err, ErrNotFound) {
+							} else if !errors.Is(err, sessionstore.ErrNotFound) {
 								t.Errorf("Load: %v", err)
 							}
 						case op < 65:
@@ -1105,10 +1108,10 @@ func TestMemConcurrentMixed(t *testing.T) {
 							if r.Intn(5) == 0 {
 								p = `{"x":null}`
 							}
-							data, err := s.Patch(bg, k, []string{p}, PatchOptions{TTL: ttl, Create: r.Intn(4) != 0})
+							data, err := s.Patch(bg, k, []string{p}, sessionstore.PatchOptions{TTL: ttl, Create: r.Intn(4) != 0})
 							if err == nil {
 								checkCanonical(t, data)
-							} else if !errors.Is(err, ErrNotFound) {
+							} else if !errors.Is(err, sessionstore.ErrNotFound) {
 								t.Errorf("Patch: %v", err)
 							}
 						case op < 75:
@@ -1117,7 +1120,7 @@ func TestMemConcurrentMixed(t *testing.T) {
 							}
 						case op < 90:
 							to := keys[r.Intn(nkeys)]
-							if err := s.Rename(bg, k, to, ttl); err != nil && !errors.Is(err, ErrNotFound) {
+							if err := s.Rename(bg, k, to, ttl); err != nil && !errors.Is(err, sessionstore.ErrNotFound) {
 								t.Errorf("Rename: %v", err)
 							}
 						case op < 93:
@@ -1147,12 +1150,12 @@ func TestMemConcurrentMixed(t *testing.T) {
 // checkCanonical fails when data is not canonical session data. It is
 // safe to call from any goroutine.
 func checkCanonical(t *testing.T, data string) {
-	if c, err := Canonicalize(data); err != nil || c != data {
+	if c, err := mergepatch.Canonicalize(data); err != nil || c != data {
 		t.Errorf("store returned non-canonical data %q (%v)", data, err)
 	}
 }
 
-// model is a reference implementation of the Store contract, without a
+// model is a reference implementation of the sessionstore.Store contract, without a
 // cap, for TestMemRandomAgainstModel.
 type model struct {
 	entries map[string]*modelEntry
@@ -1174,7 +1177,7 @@ func (m *model) renew(e *modelEntry, now int64, ttl time.Duration) {
 func (m *model) load(now int64, key string, ttl, renewAfter time.Duration) (string, bool, error) {
 	e, ok := m.entries[key]
 	if !ok || e.expires <= now {
-		return "", false, ErrNotFound
+		return "", false, sessionstore.ErrNotFound
 	}
 	if now-e.renewed >= int64(renewAfter) {
 		m.renew(e, now, ttl)
@@ -1190,17 +1193,17 @@ func (m *model) patch(now int64, key, p string, ttl time.Duration, create bool) 
 		ok = false
 	}
 	if !ok && !create {
-		return "", ErrNotFound
+		return "", sessionstore.ErrNotFound
 	}
 	cur := ""
 	if ok {
 		cur = e.data
 	}
-	data, err := ApplyPatches(cur, []string{p})
+	data, err := mergepatch.Apply(cur, []string{p})
 	if err != nil {
 		return "", err
 	}
-	if data == EmptyData {
+	if data == mergepatch.EmptyData {
 		delete(m.entries, key)
 		return data, nil
 	}
@@ -1216,11 +1219,11 @@ func (m *model) patch(now int64, key, p string, ttl time.Duration, create bool) 
 func (m *model) rename(now int64, oldKey, newKey string, ttl time.Duration) error {
 	e, ok := m.entries[oldKey]
 	if !ok {
-		return ErrNotFound
+		return sessionstore.ErrNotFound
 	}
 	delete(m.entries, oldKey)
 	if e.expires <= now {
-		return ErrNotFound
+		return sessionstore.ErrNotFound
 	}
 	m.renew(e, now, ttl)
 	m.entries[newKey] = e
@@ -1298,7 +1301,7 @@ func testMemRandomAgainstModel(t *testing.T, s *memStore, c *fakeClock, seed int
 				case op < 65:
 					k, p, ttl, create := key(), patches[r.Intn(len(patches))], ttls[r.Intn(len(ttls))], r.Intn(3) != 0
 					desc = fmt.Sprintf("Patch(%s, %s, %v, %v)", k, p, ttl, create)
-					d1, e1 := s.Patch(bg, k, []string{p}, PatchOptions{TTL: ttl, Create: create})
+					d1, e1 := s.Patch(bg, k, []string{p}, sessionstore.PatchOptions{TTL: ttl, Create: create})
 					d2, e2 := m.patch(now, k, p, ttl, create)
 					if d1 != d2 || !errors.Is(e1, e2) {
 						t.Fatalf("op %d %s = %q, %v; model %q, %v", i, desc, d1, e1, d2, e2)
@@ -1366,7 +1369,7 @@ func TestMemRandomHeapWithCap(t *testing.T) {
 			unpackLoad(s.Load(bg, k, ttl, time.Duration(r.Intn(3))*time.Second))
 		case op < 70:
 			desc = "Patch"
-			if _, err := s.Patch(bg, k, []string{fmt.Sprintf(`{"i":%d}`, i)}, PatchOptions{TTL: ttl, Create: true}); err != nil {
+			if _, err := s.Patch(bg, k, []string{fmt.Sprintf(`{"i":%d}`, i)}, sessionstore.PatchOptions{TTL: ttl, Create: true}); err != nil {
 				t.Fatal(err)
 			}
 			if !existed && before == maxSessions {
@@ -1411,7 +1414,7 @@ func TestMemShardFullLosesNothing(t *testing.T) {
 	setShardLimits(s, shardLimits{compactMinArena: maxArena, compactMinSlots: maxArena, maxArena: 1 + 2*len(`{"a":"xx"}`)})
 	mustPatch(t, s, "k", time.Hour, `{"a":"x"}`)
 
-	if _, err := s.Patch(bg, "k", []string{`{"b":"a value too long for the shard"}`}, PatchOptions{TTL: time.Hour}); !errors.Is(err, errShardFull) {
+	if _, err := s.Patch(bg, "k", []string{`{"b":"a value too long for the shard"}`}, sessionstore.PatchOptions{TTL: time.Hour}); !errors.Is(err, errShardFull) {
 		t.Fatalf("Patch past the shard's room: %v, want errShardFull", err)
 	}
 	if got := peek(t, s, "k"); got != `{"a":"x"}` {
@@ -1701,7 +1704,7 @@ func TestMemoryStoreSharedThroughPool(t *testing.T) {
 		t.Errorf("pool references = %d, want 2", n)
 	}
 
-	if _, err := m1.Patch(bg, "sess", []string{`{"user":"bob"}`}, PatchOptions{TTL: time.Hour, Create: true}); err != nil {
+	if _, err := m1.Patch(bg, "sess", []string{`{"user":"bob"}`}, sessionstore.PatchOptions{TTL: time.Hour, Create: true}); err != nil {
 		t.Fatal(err)
 	}
 	data, _, err := unpackLoad(m2.Load(bg, "sess", time.Hour, time.Minute))
@@ -1728,7 +1731,7 @@ func TestMemoryStoreSharedThroughPool(t *testing.T) {
 	if err != nil || data != `{"user":"bob"}` {
 		t.Fatalf("Load after the other's Cleanup = %q, %v", data, err)
 	}
-	if _, err := m2.Patch(bg, "sess", []string{`{"n":1}`}, PatchOptions{TTL: time.Hour, Create: false}); err != nil {
+	if _, err := m2.Patch(bg, "sess", []string{`{"n":1}`}, sessionstore.PatchOptions{TTL: time.Hour, Create: false}); err != nil {
 		t.Fatal(err)
 	}
 	if err := m2.Rename(bg, "sess", "sess2", time.Hour); err != nil {
@@ -1737,7 +1740,7 @@ func TestMemoryStoreSharedThroughPool(t *testing.T) {
 	if err := m2.Delete(bg, "sess2"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := m2.Patch(bg, "left", []string{`{"a":1}`}, PatchOptions{TTL: time.Hour, Create: true}); err != nil {
+	if _, err := m2.Patch(bg, "left", []string{`{"a":1}`}, sessionstore.PatchOptions{TTL: time.Hour, Create: true}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -1765,8 +1768,8 @@ func TestMemoryStoreSharedThroughPool(t *testing.T) {
 	if n := m3.Len(); n != 0 {
 		t.Errorf("new store Len() = %d, want 0", n)
 	}
-	if _, _, err := unpackLoad(m3.Load(bg, "left", time.Hour, time.Minute)); !errors.Is(err, ErrNotFound) {
-		t.Errorf("Load from the new store = %v, want ErrNotFound", err)
+	if _, _, err := unpackLoad(m3.Load(bg, "left", time.Hour, time.Minute)); !errors.Is(err, sessionstore.ErrNotFound) {
+		t.Errorf("Load from the new store = %v, want sessionstore.ErrNotFound", err)
 	}
 }
 
@@ -1784,10 +1787,10 @@ func TestMemoryStoreNames(t *testing.T) {
 	if a.store == b.store || a.store == d.store {
 		t.Fatal("stores of different names are shared")
 	}
-	if _, err := a.Patch(bg, "k", []string{`{"a":1}`}, PatchOptions{TTL: time.Hour, Create: true}); err != nil {
+	if _, err := a.Patch(bg, "k", []string{`{"a":1}`}, sessionstore.PatchOptions{TTL: time.Hour, Create: true}); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := unpackLoad(b.Load(bg, "k", time.Hour, time.Minute)); !errors.Is(err, ErrNotFound) {
+	if _, _, err := unpackLoad(b.Load(bg, "k", time.Hour, time.Minute)); !errors.Is(err, sessionstore.ErrNotFound) {
 		t.Errorf("another name's store sees the session: %v", err)
 	}
 }
@@ -1808,7 +1811,7 @@ func TestMemoryStoreMaxSessions(t *testing.T) {
 		t.Errorf("max after a second provision = %d, want 2", got)
 	}
 	for i := 0; i < 4; i++ {
-		if _, err := m1.Patch(bg, fmt.Sprint(i), []string{`{"a":1}`}, PatchOptions{TTL: time.Duration(i+1) * time.Hour, Create: true}); err != nil {
+		if _, err := m1.Patch(bg, fmt.Sprint(i), []string{`{"a":1}`}, sessionstore.PatchOptions{TTL: time.Duration(i+1) * time.Hour, Create: true}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -1832,9 +1835,9 @@ func TestMemoryStoreMaxSessions(t *testing.T) {
 
 // unpackLoad and unpackInspect give tests the data, renewal and lifetime
 // of a Load or Inspect result.
-func unpackLoad(e Entry, err error) (string, bool, error) { return e.Data, e.Renewed, err }
+func unpackLoad(e sessionstore.Entry, err error) (string, bool, error) { return e.Data, e.Renewed, err }
 
-func unpackInspect(e Entry, ttl time.Duration, err error) (string, time.Duration, error) {
+func unpackInspect(e sessionstore.Entry, ttl time.Duration, err error) (string, time.Duration, error) {
 	return e.Data, ttl, err
 }
 

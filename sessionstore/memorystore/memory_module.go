@@ -1,4 +1,7 @@
-package sessionstore
+// Package memorystore is the in-process session store, the default:
+// http.session.stores.memory. Its sessions live in the Caddy process,
+// survive config reloads, and survive restarts with a persist file.
+package memorystore
 
 import (
 	"context"
@@ -8,6 +11,8 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+
+	"github.com/caddy-session/caddy-session/sessionstore"
 )
 
 func init() {
@@ -111,31 +116,31 @@ func (m *MemoryStore) Cleanup() error {
 	return err
 }
 
-// Load implements Store.
-func (m *MemoryStore) Load(ctx context.Context, key string, ttl, renewAfter time.Duration) (Entry, error) {
+// Load implements sessionstore.Store.
+func (m *MemoryStore) Load(ctx context.Context, key string, ttl, renewAfter time.Duration) (sessionstore.Entry, error) {
 	return m.store.Load(ctx, key, ttl, renewAfter)
 }
 
-// Patch implements Store.
-func (m *MemoryStore) Patch(ctx context.Context, key string, patches []string, opts PatchOptions) (string, error) {
+// Patch implements sessionstore.Store.
+func (m *MemoryStore) Patch(ctx context.Context, key string, patches []string, opts sessionstore.PatchOptions) (string, error) {
 	return m.store.Patch(ctx, key, patches, opts)
 }
 
-// Delete implements Store.
+// Delete implements sessionstore.Store.
 func (m *MemoryStore) Delete(ctx context.Context, key string) error {
 	return m.store.Delete(ctx, key)
 }
 
-// Rename implements Store.
+// Rename implements sessionstore.Store.
 func (m *MemoryStore) Rename(ctx context.Context, oldKey, newKey string, ttl time.Duration) error {
 	return m.store.Rename(ctx, oldKey, newKey, ttl)
 }
 
-// Len implements Counter.
+// Len implements sessionstore.Counter.
 func (m *MemoryStore) Len() int { return m.store.Len() }
 
-// Inspect implements Inspector.
-func (m *MemoryStore) Inspect(ctx context.Context, key string) (Entry, time.Duration, error) {
+// Inspect implements sessionstore.Inspector.
+func (m *MemoryStore) Inspect(ctx context.Context, key string) (sessionstore.Entry, time.Duration, error) {
 	return m.store.Inspect(ctx, key)
 }
 
@@ -207,13 +212,13 @@ func (m *MemoryStore) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 
 // Interface guards
 var (
-	_ Store                 = (*MemoryStore)(nil)
-	_ Counter               = (*MemoryStore)(nil)
-	_ Inspector             = (*MemoryStore)(nil)
-	_ Shared                = (*MemoryStore)(nil)
-	_ RemovalNotifier       = (*MemoryStore)(nil)
-	_ caddy.Provisioner     = (*MemoryStore)(nil)
-	_ caddy.CleanerUpper    = (*MemoryStore)(nil)
-	_ caddyfile.Unmarshaler = (*MemoryStore)(nil)
-	_ caddy.Destructor      = (*memStore)(nil)
+	_ sessionstore.Store           = (*MemoryStore)(nil)
+	_ sessionstore.Counter         = (*MemoryStore)(nil)
+	_ sessionstore.Inspector       = (*MemoryStore)(nil)
+	_ sessionstore.Shared          = (*MemoryStore)(nil)
+	_ sessionstore.RemovalNotifier = (*MemoryStore)(nil)
+	_ caddy.Provisioner            = (*MemoryStore)(nil)
+	_ caddy.CleanerUpper           = (*MemoryStore)(nil)
+	_ caddyfile.Unmarshaler        = (*MemoryStore)(nil)
+	_ caddy.Destructor             = (*memStore)(nil)
 )

@@ -1,4 +1,4 @@
-package sessionstore
+package mergepatch
 
 import (
 	"fmt"

@@ -1,4 +1,4 @@
-package sessionstore
+package mergepatch
 
 import (
 	"bytes"
@@ -50,7 +50,7 @@ func oracleCanonicalize(data string) (string, error) {
 }
 
 func oracleNormalize(data string) (string, error) {
-	if isCompactASCIIObject(data) {
+	if IsCompactASCIIObject(data) {
 		return data, nil
 	}
 	return oracleCanonicalize(data)

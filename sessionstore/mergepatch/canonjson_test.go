@@ -1,4 +1,4 @@
-package sessionstore
+package mergepatch
 
 import (
 	"errors"
@@ -104,9 +104,9 @@ func TestApplyPatchesDuplicateKeys(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := ApplyPatches(tt.data, []string{tt.patch})
+			got, err := Apply(tt.data, []string{tt.patch})
 			if err != nil || got != tt.want {
-				t.Errorf("ApplyPatches(%s, %s) = %s, %v; want %s", tt.data, tt.patch, got, err, tt.want)
+				t.Errorf("Apply(%s, %s) = %s, %v; want %s", tt.data, tt.patch, got, err, tt.want)
 			}
 			checkMatchesOracle(t, tt.data, tt.patch)
 		})

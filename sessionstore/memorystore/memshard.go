@@ -1,10 +1,12 @@
-package sessionstore
+package memorystore
 
 import (
 	"errors"
 	"math"
 	"sync"
 	"time"
+
+	"github.com/caddy-session/caddy-session/sessionstore"
 )
 
 // The memory store keeps its sessions where the garbage collector does not
@@ -68,7 +70,7 @@ type memEntry struct {
 	expires int64  // unix nanoseconds; math.MaxInt64 when permanent
 	renewed int64  // unix nanoseconds of the last renewal
 	created int64  // unix nanoseconds; 0 when not recorded
-	own     int64  // the entry's own expiry (Meta.Expiry), 0 when none
+	own     int64  // the entry's own expiry (sessionstore.Meta.Expiry), 0 when none
 	keyOff  uint32
 	keyLen  uint32
 	dataOff uint32
@@ -83,8 +85,8 @@ func newMemShard() memShard {
 	}
 }
 
-func (e *memEntry) meta() Meta {
-	m := Meta{Expiry: time.Duration(e.own)}
+func (e *memEntry) meta() sessionstore.Meta {
+	m := sessionstore.Meta{Expiry: time.Duration(e.own)}
 	if e.created != 0 {
 		m.Created = time.Unix(0, e.created)
 	}
@@ -97,15 +99,15 @@ func (e *memEntry) lifetime(ttl, renewAfter time.Duration) (time.Duration, time.
 	if e.own == 0 {
 		return ttl, renewAfter
 	}
-	t := EffectiveTTL(time.Duration(e.own), ttl)
-	return t, RenewInterval(t)
+	t := sessionstore.EffectiveTTL(time.Duration(e.own), ttl)
+	return t, sessionstore.RenewInterval(t)
 }
 
 func (e *memEntry) expired(now int64) bool { return e.expires <= now }
 
 // written records a Patch's write at now: the creation time and own
 // expiry it asks for, and a fresh lifetime.
-func (e *memEntry) written(now int64, opts PatchOptions) {
+func (e *memEntry) written(now int64, opts sessionstore.PatchOptions) {
 	if opts.SetCreated && e.created == 0 {
 		e.created = now
 	}
