@@ -159,7 +159,7 @@ func TestCheckExpiry(t *testing.T) {
 		{time.Second, true},
 		{time.Hour, true},
 		{DefaultExpiry, true},
-		{sessionstore.PermanentCookieAge, true},
+		{PermanentCookieAge, true},
 		{time.Duration(1<<63-1) / time.Second * time.Second, true},
 		{1, false},
 		{time.Second - 1, false},
@@ -262,7 +262,7 @@ type provisioned struct {
 func provisionedOf(h *Handler) provisioned {
 	return provisioned{
 		CookieName: h.CookieName, Path: h.Path, SessionName: h.SessionName,
-		prefix: h.prefix, expiry: h.expiry, cookieAge: h.cookieAge, renewAfter: h.renewAfter,
+		prefix: h.prefix, expiry: h.expiry, cookieAge: h.cookieAge, renewAfter: sessionstore.RenewInterval(h.expiry),
 		httpOnly: h.httpOnly, secure: h.secure, sameSite: h.sameSite, idHeader: h.names.idHeader,
 	}
 }

@@ -20,6 +20,12 @@ const idLength = 32
 // is searched for: a request stuffed with copies costs no more than this.
 const maxCookieCopies = 16
 
+// PermanentCookieAge is the cookie lifetime of a permanent session (expiry
+// 0, or X-Session-Expiry 0): 400 days, the most that browsers keep a
+// cookie. The store renews a permanent session every tenth of it
+// (sessionstore.PermanentRenewInterval), and the cookie with it.
+const PermanentCookieAge = 400 * 24 * time.Hour
+
 // newID returns a fresh random session ID.
 func newID() (string, error) {
 	u, err := uuid.NewRandom()

@@ -137,7 +137,6 @@ type Handler struct {
 	names      contractNames
 	prefix     string
 	expiry     time.Duration // the store lifetime; 0 means none
-	renewAfter time.Duration
 	cookieAge  time.Duration
 	httpOnly   bool
 	secure     secureMode
@@ -181,9 +180,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 
 	h.prefix = h.effectivePrefix()
 	h.expiry = h.effectiveExpiry()
-	h.cookieAge, h.renewAfter = h.expiry, sessionstore.RenewInterval(h.expiry)
+	h.cookieAge = h.expiry
 	if h.expiry == 0 {
-		h.cookieAge = sessionstore.PermanentCookieAge
+		h.cookieAge = PermanentCookieAge
 	}
 	if h.MaxSize == 0 {
 		h.MaxSize = DefaultMaxSize
@@ -364,7 +363,7 @@ func (h *Handler) loadSession(r *http.Request, sess *session) error {
 	if id != "" {
 		start := time.Now()
 		key := h.prefix + id
-		entry, err := h.store.Load(r.Context(), key, h.expiry, h.renewAfter)
+		entry, err := h.store.Load(r.Context(), key, h.expiry)
 		h.metrics.storeOp(opLoad, start, err)
 		switch {
 		case err == nil && h.outlived(entry.Meta):

@@ -75,7 +75,7 @@ func (h *Handler) expiryInstruction(name string, values []string) time.Duration 
 		return 0
 	}
 	n, err := strconv.ParseInt(strings.TrimSpace(values[0]), 10, 64)
-	if err != nil || n < 0 || n > int64(sessionstore.PermanentCookieAge/time.Second) {
+	if err != nil || n < 0 || n > int64(PermanentCookieAge/time.Second) {
 		h.logger.Error("refused response header from upstream: want whole seconds, from 0 (permanent) to 34560000 (400 days)",
 			zap.String("session_name", h.SessionName), zap.String("header", name))
 		return 0
@@ -315,7 +315,7 @@ func (h *Handler) cookieAgeOf(sess *session, now time.Time) time.Duration {
 	age := h.cookieAge
 	switch own := sess.meta.Expiry; {
 	case own == sessionstore.Permanent:
-		age = sessionstore.PermanentCookieAge
+		age = PermanentCookieAge
 	case own > 0:
 		age = own
 	}

@@ -70,15 +70,16 @@ type PatchOptions struct {
 // several sharing a store.
 //
 // A ttl of zero means the entry never expires. An entry's own Expiry (see
-// Meta) replaces the ttl the handler passes, and its renewal interval is then
-// RenewInterval of it.
+// Meta) replaces the ttl the handler passes. The renewal policy is the
+// store's: an entry's lifetime is renewed once RenewInterval of its
+// lifetime has passed since the last renewal.
 type Store interface {
-	// Load returns the session under key. When at least renewAfter has
-	// passed since the entry's lifetime was last renewed, Load renews it
-	// to ttl and reports Renewed; otherwise the entry's expiry is left as
-	// it is, which keeps the common read path a pure read. A missing or
-	// expired entry gives ErrNotFound.
-	Load(ctx context.Context, key string, ttl, renewAfter time.Duration) (Entry, error)
+	// Load returns the session under key. When at least RenewInterval of
+	// its lifetime (ttl, or its own Expiry) has passed since the entry's
+	// lifetime was last renewed, Load renews it and reports Renewed;
+	// otherwise the entry's expiry is left as it is, which keeps the common
+	// read path a pure read. A missing or expired entry gives ErrNotFound.
+	Load(ctx context.Context, key string, ttl time.Duration) (Entry, error)
 
 	// Patch applies the JSON merge patches (RFC 7396), in order, to the data
 	// under key as one atomic change, and stores the result with a fresh
@@ -101,15 +102,16 @@ type Store interface {
 // least a RenewFraction-th of it has passed since the last renewal.
 const RenewFraction = 10
 
-// PermanentCookieAge is the cookie lifetime of a permanent session: 400
-// days, the most that browsers keep a cookie.
-const PermanentCookieAge = 400 * 24 * time.Hour
+// PermanentRenewInterval is how often a permanent session is renewed: a
+// tenth of the 400 days that browsers keep a cookie, so the handler can keep
+// a permanent session's cookie alive.
+const PermanentRenewInterval = 40 * 24 * time.Hour
 
 // RenewInterval is how long a session of lifetime ttl (0 for permanent)
-// goes between renewals of its lifetime and cookie.
+// goes between renewals of its lifetime.
 func RenewInterval(ttl time.Duration) time.Duration {
 	if ttl <= 0 {
-		return PermanentCookieAge / RenewFraction
+		return PermanentRenewInterval
 	}
 	return ttl / RenewFraction
 }

@@ -194,7 +194,7 @@ func (s *memStore) hash(key string) uint64 {
 func (s *memStore) shardOf(h uint64) *memShard { return &s.shards[h%memShardCount] }
 
 // Load implements sessionstore.Store.
-func (s *memStore) Load(_ context.Context, key string, ttl, renewAfter time.Duration) (sessionstore.Entry, error) {
+func (s *memStore) Load(_ context.Context, key string, ttl time.Duration) (sessionstore.Entry, error) {
 	h := s.hash(key)
 	sh := s.shardOf(h)
 	now := s.now()
@@ -206,7 +206,7 @@ func (s *memStore) Load(_ context.Context, key string, ttl, renewAfter time.Dura
 		return sessionstore.Entry{}, sessionstore.ErrNotFound
 	}
 	e := &sh.slots[i]
-	_, after := e.lifetime(ttl, renewAfter)
+	_, after := e.lifetime(ttl)
 	due := now-e.renewed >= int64(after)
 	entry := sessionstore.Entry{Data: sh.data(i), Meta: e.meta()}
 	sh.mu.RUnlock()
@@ -222,7 +222,7 @@ func (s *memStore) Load(_ context.Context, key string, ttl, renewAfter time.Dura
 	}
 	e = &sh.slots[i]
 	entry = sessionstore.Entry{Data: sh.data(i), Meta: e.meta()}
-	t, after := e.lifetime(ttl, renewAfter)
+	t, after := e.lifetime(ttl)
 	// Another request may have renewed it between the two locks.
 	if now-e.renewed < int64(after) {
 		return entry, nil
@@ -378,7 +378,7 @@ func (s *memStore) Rename(_ context.Context, oldKey, newKey string, ttl time.Dur
 		to.remove(j)
 		s.count.Add(-1)
 	}
-	ttl, _ = e.lifetime(ttl, 0)
+	ttl, _ = e.lifetime(ttl)
 	e.renew(now, ttl)
 	to.insert(toHash, newKey, data, e)
 	s.version.Add(1)

@@ -117,8 +117,8 @@ func (m *MemoryStore) Cleanup() error {
 }
 
 // Load implements sessionstore.Store.
-func (m *MemoryStore) Load(ctx context.Context, key string, ttl, renewAfter time.Duration) (sessionstore.Entry, error) {
-	return m.store.Load(ctx, key, ttl, renewAfter)
+func (m *MemoryStore) Load(ctx context.Context, key string, ttl time.Duration) (sessionstore.Entry, error) {
+	return m.store.Load(ctx, key, ttl)
 }
 
 // Patch implements sessionstore.Store.

@@ -94,11 +94,8 @@ func (e *memEntry) meta() sessionstore.Meta {
 }
 
 // lifetime returns the ttl and renewal interval of the entry, given the
-// handler's.
-func (e *memEntry) lifetime(ttl, renewAfter time.Duration) (time.Duration, time.Duration) {
-	if e.own == 0 {
-		return ttl, renewAfter
-	}
+// handler's ttl.
+func (e *memEntry) lifetime(ttl time.Duration) (time.Duration, time.Duration) {
 	t := sessionstore.EffectiveTTL(time.Duration(e.own), ttl)
 	return t, sessionstore.RenewInterval(t)
 }
@@ -114,7 +111,7 @@ func (e *memEntry) written(now int64, opts sessionstore.PatchOptions) {
 	if opts.Expiry != 0 {
 		e.own = int64(opts.Expiry)
 	}
-	ttl, _ := e.lifetime(opts.TTL, 0)
+	ttl, _ := e.lifetime(opts.TTL)
 	e.renew(now, ttl)
 }
 

@@ -106,9 +106,9 @@ return 1
 const maxPatchAttempts = 100
 
 // Load implements sessionstore.Store.
-func (s *RedisStore) Load(ctx context.Context, key string, ttl, renewAfter time.Duration) (sessionstore.Entry, error) {
+func (s *RedisStore) Load(ctx context.Context, key string, ttl time.Duration) (sessionstore.Entry, error) {
 	res, err := loadScript.Run(ctx, s.client, []string{key, metaKey(key), markerKey(key)},
-		ttl.Milliseconds(), max(renewAfter.Milliseconds(), 1), sessionstore.RenewFraction,
+		ttl.Milliseconds(), max(sessionstore.RenewInterval(ttl).Milliseconds(), 1), sessionstore.RenewFraction,
 		sessionstore.RenewInterval(0).Milliseconds()).Slice()
 	if errors.Is(err, redis.Nil) {
 		return sessionstore.Entry{}, sessionstore.ErrNotFound
