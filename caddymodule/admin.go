@@ -158,9 +158,7 @@ func (adminAPI) revoke(w http.ResponseWriter, r *http.Request, id string, stores
 				continue
 			}
 		}
-		start := time.Now()
-		err := s.store.Delete(r.Context(), s.prefix+id)
-		s.handler.metrics.storeOp(opDelete, start, err)
+		err := s.handler.sessions.Delete(r.Context(), s.prefix+id)
 		if err != nil {
 			return caddy.APIError{HTTPStatus: http.StatusBadGateway, Err: fmt.Errorf("revoking the session in store %s: %w", s.backend, err)}
 		}

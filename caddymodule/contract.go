@@ -4,7 +4,14 @@ import (
 	"io"
 	"net/http"
 	"net/textproto"
+	"strconv"
 	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/caddy-session/caddy-session/sessionstore"
+	"github.com/caddy-session/caddy-session/sessionstore/mergepatch"
 )
 
 // The contract with the upstream: the header and placeholder names derived
@@ -150,4 +157,94 @@ func (t *trailerStripper) Read(p []byte) (int, error) {
 		t.names.stripPrefixed(t.r.Trailer)
 	}
 	return n, err
+}
+
+// instructions are the changes the upstream asked for in its response.
+type instructions struct {
+	patches    []string
+	clear      bool
+	regenerate bool
+	// expiry is the session's own idle expiry (X-Session-Expiry): 0 when
+	// not given, sessionstore.Permanent for "0".
+	expiry time.Duration
+}
+
+// takeInstructions removes every header with the session's prefix from the
+// response, so none reaches the client, and returns the instructions among
+// them. An X-Session-Set that is not a JSON object refuses all patches of
+// the response, leaving the data as it was.
+//
+// The patches are appended to patches, whose room saves the common
+// response an allocation.
+func (h *Handler) takeInstructions(hdr http.Header, patches []string) instructions {
+	in := instructions{patches: patches[:0]}
+	badPatch := false
+	for name, values := range hdr {
+		if !h.names.hasPrefix(name) {
+			continue
+		}
+		delete(hdr, name)
+		switch suffix := h.names.suffix(name); {
+		case equalHeaderName(suffix, hdrSet):
+			for _, v := range values {
+				if err := mergepatch.Validate(v); err != nil {
+					badPatch = true
+					h.logger.Error("refused "+h.names.headerPrefix+"Set from upstream: the session is left as it was",
+						zap.String("session_name", h.SessionName), zap.Error(err))
+					continue
+				}
+				in.patches = append(in.patches, v)
+			}
+		case equalHeaderName(suffix, hdrClear):
+			in.clear = in.clear || h.flag(name, values)
+		case equalHeaderName(suffix, hdrRegenerate):
+			in.regenerate = in.regenerate || h.flag(name, values)
+		case equalHeaderName(suffix, hdrExpiry):
+			in.expiry = h.expiryInstruction(name, values)
+		}
+	}
+	if badPatch {
+		in.patches = nil
+	}
+	return in
+}
+
+// expiryInstruction reads X-Session-Expiry: whole seconds, 0 for a
+// permanent session; anything else is refused.
+func (h *Handler) expiryInstruction(name string, values []string) time.Duration {
+	if len(values) != 1 {
+		h.logger.Error("refused response header from upstream: want one value", zap.String("session_name", h.SessionName), zap.String("header", name))
+		return 0
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(values[0]), 10, 64)
+	if err != nil || n < 0 || n > int64(PermanentCookieAge/time.Second) {
+		h.logger.Error("refused response header from upstream: want whole seconds, from 0 (permanent) to 34560000 (400 days)",
+			zap.String("session_name", h.SessionName), zap.String("header", name))
+		return 0
+	}
+	if n == 0 {
+		return sessionstore.Permanent
+	}
+	return time.Duration(n) * time.Second
+}
+
+// flag reads a true/false instruction header; anything else is refused.
+func (h *Handler) flag(name string, values []string) bool {
+	on := false
+	for _, v := range values {
+		switch strings.ToLower(strings.TrimSpace(v)) {
+		case "true":
+			on = true
+		case "false":
+		default:
+			h.logger.Error("refused response header from upstream: expected true or false",
+				zap.String("session_name", h.SessionName), zap.String("header", name))
+		}
+	}
+	return on
+}
+
+// any reports whether the upstream asked for anything.
+func (in *instructions) any() bool {
+	return in.clear || in.regenerate || len(in.patches) > 0 || in.expiry != 0
 }

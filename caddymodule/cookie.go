@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/caddy-session/caddy-session/sessionstore"
 )
 
 // idLength is the length of a session ID: a UUID v4 as 32 lowercase hex
@@ -187,4 +189,43 @@ func (h *Handler) secureIndex(r *http.Request) int {
 		return 1
 	}
 	return 0
+}
+
+// updateCookie sends the cookie when the client's copy is missing, stale
+// or due for renewal, and deletes it when the session ended or never was.
+// It reports whether it set or deleted a cookie.
+func (h *Handler) updateCookie(r *http.Request, hdr http.Header, sess *session, stored, changed bool, room *[1]string) bool {
+	switch {
+	case stored:
+		if changed || sess.id != sess.clientID || sess.renewed && !h.SessionCookie {
+			now := time.Now()
+			addValue(hdr, "Set-Cookie", h.sessionCookie(r, sess.id, h.cookieAgeOf(sess, now), now), room)
+			return true
+		}
+	case sess.cookiePresent && !sess.storeFailed:
+		// The client holds a cookie of a session that is cleared,
+		// unknown, expired or malformed: delete it, so it stops costing
+		// a store lookup on every request.
+		addValue(hdr, "Set-Cookie", h.deletionCookie(r), room)
+		return true
+	}
+	return false
+}
+
+// cookieAgeOf is the cookie lifetime of a session: its own expiry if it
+// has one, else the handler's, and never past its max_lifetime.
+func (h *Handler) cookieAgeOf(sess *session, now time.Time) time.Duration {
+	age := h.cookieAge
+	switch own := sess.meta.Expiry; {
+	case own == sessionstore.Permanent:
+		age = PermanentCookieAge
+	case own > 0:
+		age = own
+	}
+	if h.MaxLifetime > 0 && !sess.meta.Created.IsZero() {
+		if left := sess.meta.Created.Add(time.Duration(h.MaxLifetime)).Sub(now); left < age {
+			age = max(left, time.Second)
+		}
+	}
+	return age
 }

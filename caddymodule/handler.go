@@ -3,14 +3,11 @@
 package caddymodule
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -20,7 +17,7 @@ import (
 
 	"github.com/caddy-session/caddy-session/internal/throttle"
 	"github.com/caddy-session/caddy-session/sessionstore"
-	"github.com/caddy-session/caddy-session/sessionstore/mergepatch"
+
 	// The default store, registered wherever the handler is.
 	_ "github.com/caddy-session/caddy-session/sessionstore/memorystore"
 )
@@ -133,14 +130,17 @@ type Handler struct {
 	// Default: `{"backend": "memory"}`.
 	StoreRaw json.RawMessage `json:"store,omitempty" caddy:"namespace=http.session.stores inline_key=backend"`
 
-	store      sessionstore.Store
-	names      contractNames
-	prefix     string
-	expiry     time.Duration // the store lifetime; 0 means none
-	cookieAge  time.Duration
-	httpOnly   bool
-	secure     secureMode
-	sameSite   http.SameSite
+	// store is the store module; sessions is the same store with each
+	// operation metered, which is how the request path uses it.
+	store     sessionstore.Store
+	sessions  meteredStore
+	names     contractNames
+	prefix    string
+	expiry    time.Duration // the store lifetime; 0 means none
+	cookieAge time.Duration
+	httpOnly  bool
+	secure    secureMode
+	sameSite  http.SameSite
 	// cookieFormat is the fixed text of the Set-Cookie values.
 	cookieFormat setCookieFormat
 	failClosed   bool
@@ -232,6 +232,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return err
 	}
 	h.metrics = reg.metrics.forHandler(h.SessionName, backendName(store))
+	h.sessions = meteredStore{store: store, metrics: h.metrics}
 	reg.add(h)
 	if n, ok := store.(sessionstore.RemovalNotifier); ok {
 		id := storeIdentity(store)
@@ -317,118 +318,6 @@ type requestState struct {
 	// vals back the request header values the handler sets, so that each
 	// needs no slice of its own: the ID, the data, New and the signature.
 	vals [4]string
-}
-
-// session is the state of one request's session.
-type session struct {
-	id    string
-	data  string // canonical JSON, "{}" when empty
-	isNew bool   // no stored session backed the request's cookie
-	// clientID is the well-formed ID the client's cookie carried, if any.
-	clientID string
-	// cookiePresent: the request carried a cookie of our name.
-	cookiePresent bool
-	// renewed: loading the session renewed its lifetime in the store.
-	renewed bool
-	// storeFailed: the store could not say whether the session exists,
-	// so the client's cookie is left alone.
-	storeFailed bool
-	// meta is what the store keeps beside the data: the creation time
-	// (with max_lifetime) and the session's own expiry.
-	meta sessionstore.Meta
-	// key is a store key built for the session, kept so that a request
-	// loading and then changing its session builds it once; see storeKey.
-	key string
-}
-
-// storeKey returns the session's key in the store: the one kept, unless
-// the session's ID has changed since it was built.
-func (h *Handler) storeKey(sess *session) string {
-	if len(sess.key) != len(h.prefix)+len(sess.id) || sess.key[len(h.prefix):] != sess.id {
-		sess.key = h.prefix + sess.id
-	}
-	return sess.key
-}
-
-// loadSession reads the session cookie and the stored session it names. A
-// value that is not a well-formed (and, with secrets, well-signed) ID, or
-// an ID the store does not hold, never becomes the session's ID: the
-// session starts anew with a random one.
-func (h *Handler) loadSession(r *http.Request, sess *session) error {
-	id, rejected, present := h.readClientID(r.Header)
-	*sess = session{data: mergepatch.EmptyData, isNew: true, clientID: id, cookiePresent: present}
-	if rejected != "" {
-		h.reject(rejected)
-	}
-	if id != "" {
-		start := time.Now()
-		key := h.prefix + id
-		entry, err := h.store.Load(r.Context(), key, h.expiry)
-		h.metrics.storeOp(opLoad, start, err)
-		switch {
-		case err == nil && h.outlived(entry.Meta):
-			h.endOutlived(r.Context(), id)
-		case err == nil:
-			sess.id, sess.data, sess.isNew, sess.renewed, sess.meta = id, entry.Data, false, entry.Renewed, entry.Meta
-			sess.key = key
-			return nil
-		case errors.Is(err, sessionstore.ErrNotFound):
-			h.reject(rejectedUnknown)
-		case h.failClosed:
-			h.logStoreError("loading session failed; refusing the request (on_error closed)", id, err)
-			return caddyhttp.Error(http.StatusServiceUnavailable, err)
-		default:
-			sess.storeFailed = true
-			h.logStoreError("loading session failed; serving the request with a new session", id, err)
-		}
-	}
-	var err error
-	if sess.id, err = newID(); err != nil {
-		return caddyhttp.Error(http.StatusInternalServerError, err)
-	}
-	return nil
-}
-
-// readClientID returns the session ID the request's cookie carries, or why
-// the cookie was refused. With secrets, only a value whose signature holds
-// gives an ID. Only the first few cookies of the name are looked at, and
-// none costs a store lookup.
-func (h *Handler) readClientID(hdr http.Header) (id, rejected string, present bool) {
-	for v := range sessionCookieValues(hdr, h.CookieName) {
-		present = true
-		if h.signer == nil {
-			if validID(v) {
-				return v, "", true
-			}
-		} else if id, ok := h.signer.verifyCookie(v); ok {
-			return id, "", true
-		}
-		if rejected == "" {
-			rejected = rejectedMalformed
-			if h.signer != nil && strings.Contains(v, ".") {
-				rejected = rejectedBadSignature
-			}
-		}
-	}
-	return "", rejected, present
-}
-
-// outlived reports whether a session has passed max_lifetime.
-func (h *Handler) outlived(m sessionstore.Meta) bool {
-	return h.MaxLifetime > 0 && !m.Created.IsZero() && time.Since(m.Created) >= time.Duration(h.MaxLifetime)
-}
-
-// endOutlived deletes a session that has passed max_lifetime.
-func (h *Handler) endOutlived(ctx context.Context, id string) {
-	start := time.Now()
-	err := h.store.Delete(context.WithoutCancel(ctx), h.prefix+id)
-	h.metrics.storeOp(opDelete, start, err)
-	if err != nil {
-		h.logStoreError("ending a session past max_lifetime failed", id, err)
-		return
-	}
-	h.metrics.destroyed(destroyedExpired)
-	h.logEvent("session ended: max_lifetime reached", id)
 }
 
 // reject counts a refused cookie, and logs refusals at a bounded rate:

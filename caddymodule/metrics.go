@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"time"
@@ -135,6 +136,42 @@ func (hm *handlerMetrics) storeOp(op int, start time.Time, err error) {
 	if err != nil && !errors.Is(err, sessionstore.ErrNotFound) && !errors.Is(err, sessionstore.ErrTooLarge) {
 		hm.storeErrors[op].Inc()
 	}
+}
+
+// meteredStore is the handler's store as the request path uses it: each
+// operation is timed into caddy_session_store_duration_seconds and its
+// failures counted in caddy_session_store_errors_total.
+type meteredStore struct {
+	store   sessionstore.Store
+	metrics *handlerMetrics
+}
+
+func (s meteredStore) Load(ctx context.Context, key string, ttl time.Duration) (sessionstore.Entry, error) {
+	start := time.Now()
+	e, err := s.store.Load(ctx, key, ttl)
+	s.metrics.storeOp(opLoad, start, err)
+	return e, err
+}
+
+func (s meteredStore) Patch(ctx context.Context, key string, patches []string, opts sessionstore.PatchOptions) (string, error) {
+	start := time.Now()
+	data, err := s.store.Patch(ctx, key, patches, opts)
+	s.metrics.storeOp(opPatch, start, err)
+	return data, err
+}
+
+func (s meteredStore) Delete(ctx context.Context, key string) error {
+	start := time.Now()
+	err := s.store.Delete(ctx, key)
+	s.metrics.storeOp(opDelete, start, err)
+	return err
+}
+
+func (s meteredStore) Rename(ctx context.Context, oldKey, newKey string, ttl time.Duration) error {
+	start := time.Now()
+	err := s.store.Rename(ctx, oldKey, newKey, ttl)
+	s.metrics.storeOp(opRename, start, err)
+	return err
 }
 
 // activeCollector reports caddy_session_active at scrape time from the

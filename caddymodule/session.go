@@ -1,0 +1,279 @@
+package caddymodule
+
+// The life of a session: loaded from the client's cookie under the ID rules,
+// then cleared, regenerated or patched as the upstream asks.
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/caddy-session/caddy-session/sessionstore"
+	"github.com/caddy-session/caddy-session/sessionstore/mergepatch"
+)
+
+// session is the state of one request's session.
+type session struct {
+	id    string
+	data  string // canonical JSON, "{}" when empty
+	isNew bool   // no stored session backed the request's cookie
+	// clientID is the well-formed ID the client's cookie carried, if any.
+	clientID string
+	// cookiePresent: the request carried a cookie of our name.
+	cookiePresent bool
+	// renewed: loading the session renewed its lifetime in the store.
+	renewed bool
+	// storeFailed: the store could not say whether the session exists,
+	// so the client's cookie is left alone.
+	storeFailed bool
+	// meta is what the store keeps beside the data: the creation time
+	// (with max_lifetime) and the session's own expiry.
+	meta sessionstore.Meta
+	// key is a store key built for the session, kept so that a request
+	// loading and then changing its session builds it once; see storeKey.
+	key string
+}
+
+// storeKey returns the session's key in the store: the one kept, unless
+// the session's ID has changed since it was built.
+func (h *Handler) storeKey(sess *session) string {
+	if len(sess.key) != len(h.prefix)+len(sess.id) || sess.key[len(h.prefix):] != sess.id {
+		sess.key = h.prefix + sess.id
+	}
+	return sess.key
+}
+
+// loadSession reads the session cookie and the stored session it names. A
+// value that is not a well-formed (and, with secrets, well-signed) ID, or
+// an ID the store does not hold, never becomes the session's ID: the
+// session starts anew with a random one.
+func (h *Handler) loadSession(r *http.Request, sess *session) error {
+	id, rejected, present := h.readClientID(r.Header)
+	*sess = session{data: mergepatch.EmptyData, isNew: true, clientID: id, cookiePresent: present}
+	if rejected != "" {
+		h.reject(rejected)
+	}
+	if id != "" {
+		key := h.prefix + id
+		entry, err := h.sessions.Load(r.Context(), key, h.expiry)
+		switch {
+		case err == nil && h.outlived(entry.Meta):
+			h.endOutlived(r.Context(), id)
+		case err == nil:
+			sess.id, sess.data, sess.isNew, sess.renewed, sess.meta = id, entry.Data, false, entry.Renewed, entry.Meta
+			sess.key = key
+			return nil
+		case errors.Is(err, sessionstore.ErrNotFound):
+			h.reject(rejectedUnknown)
+		case h.failClosed:
+			h.logStoreError("loading session failed; refusing the request (on_error closed)", id, err)
+			return caddyhttp.Error(http.StatusServiceUnavailable, err)
+		default:
+			sess.storeFailed = true
+			h.logStoreError("loading session failed; serving the request with a new session", id, err)
+		}
+	}
+	var err error
+	if sess.id, err = newID(); err != nil {
+		return caddyhttp.Error(http.StatusInternalServerError, err)
+	}
+	return nil
+}
+
+// readClientID returns the session ID the request's cookie carries, or why
+// the cookie was refused. With secrets, only a value whose signature holds
+// gives an ID. Only the first few cookies of the name are looked at, and
+// none costs a store lookup.
+func (h *Handler) readClientID(hdr http.Header) (id, rejected string, present bool) {
+	for v := range sessionCookieValues(hdr, h.CookieName) {
+		present = true
+		if h.signer == nil {
+			if validID(v) {
+				return v, "", true
+			}
+		} else if id, ok := h.signer.verifyCookie(v); ok {
+			return id, "", true
+		}
+		if rejected == "" {
+			rejected = rejectedMalformed
+			if h.signer != nil && strings.Contains(v, ".") {
+				rejected = rejectedBadSignature
+			}
+		}
+	}
+	return "", rejected, present
+}
+
+// outlived reports whether a session has passed max_lifetime.
+func (h *Handler) outlived(m sessionstore.Meta) bool {
+	return h.MaxLifetime > 0 && !m.Created.IsZero() && time.Since(m.Created) >= time.Duration(h.MaxLifetime)
+}
+
+// endOutlived deletes a session that has passed max_lifetime.
+func (h *Handler) endOutlived(ctx context.Context, id string) {
+	err := h.sessions.Delete(context.WithoutCancel(ctx), h.prefix+id)
+	if err != nil {
+		h.logStoreError("ending a session past max_lifetime failed", id, err)
+		return
+	}
+	h.metrics.destroyed(destroyedExpired)
+	h.logEvent("session ended: max_lifetime reached", id)
+}
+
+// apply carries out the upstream's instructions on the session, in the
+// order Clear, Regenerate, Set, and sets or deletes the cookie and the
+// headers that go with it, in the room out gives them.
+func (h *Handler) apply(r *http.Request, hdr http.Header, sess *session, in instructions, out *responseValues) {
+	stored, changed := !sess.isNew, false
+	switch {
+	case !in.any():
+		// The common response: nothing to write, at most a renewal.
+	case sess.storeFailed:
+		h.applyUnloaded(context.WithoutCancel(r.Context()), sess, in)
+	default:
+		ctx := context.WithoutCancel(r.Context()) // the client leaving must not tear a write
+		if in.clear {
+			stored = h.clear(ctx, sess, stored)
+		}
+		if in.regenerate && !in.clear {
+			stored = h.regenerate(ctx, sess, stored)
+		}
+		if len(in.patches) > 0 || in.expiry != 0 && stored {
+			// An expiry alone is a patch with no changes: it rewrites
+			// the entry with its new lifetime.
+			stored, changed = h.patch(ctx, sess, stored, in.patches, in.expiry)
+		}
+	}
+	if h.updateCookie(r, hdr, sess, stored, changed, &out.setCookie) {
+		keepOutOfSharedCaches(hdr, &out.cacheControl)
+	}
+	varyOnCookie(hdr, &out.vary)
+}
+
+// applyUnloaded handles the instructions for a session the store failed to
+// load: the client's session may exist, so nothing may replace it. Changes
+// are dropped (the client keeps its cookie); a Clear still deletes the
+// client's session, since a logout must not be lost, and once that worked
+// the cookie is deleted like any other that leads to no session.
+func (h *Handler) applyUnloaded(ctx context.Context, sess *session, in instructions) {
+	if len(in.patches) > 0 || in.regenerate || in.expiry != 0 {
+		h.logStoreError("the session could not be loaded, so the upstream's changes to it are dropped", sess.clientID, errSessionUnloaded)
+	}
+	if !in.clear || sess.clientID == "" {
+		return
+	}
+	err := h.sessions.Delete(ctx, h.prefix+sess.clientID)
+	if err != nil {
+		h.logStoreError("clearing session failed; the stored session is left as it was", sess.clientID, err)
+		return
+	}
+	h.metrics.destroyed(destroyedCleared)
+	h.logEvent("session cleared", sess.clientID)
+	sess.storeFailed = false // the store has answered: the session is gone
+}
+
+// errSessionUnloaded explains dropped changes in the log.
+var errSessionUnloaded = errors.New("session store failed on load")
+
+// clear empties the session and deletes its entry. A cleared ID is never
+// used again, even if the same response sets new data.
+func (h *Handler) clear(ctx context.Context, sess *session, stored bool) bool {
+	if stored {
+		err := h.sessions.Delete(ctx, h.storeKey(sess))
+		if err != nil {
+			h.logStoreError("clearing session failed; the stored session is left as it was", sess.id, err)
+		} else {
+			h.metrics.destroyed(destroyedCleared)
+			h.logEvent("session cleared", sess.id)
+		}
+	}
+	sess.data, sess.meta = mergepatch.EmptyData, sessionstore.Meta{}
+	h.renewID(sess)
+	return false
+}
+
+// regenerate gives the session a new ID; a stored session's entry moves to
+// it in one step.
+func (h *Handler) regenerate(ctx context.Context, sess *session, stored bool) bool {
+	oldID := sess.id
+	h.renewID(sess)
+	if !stored {
+		return false
+	}
+	err := h.sessions.Rename(ctx, h.prefix+oldID, h.prefix+sess.id, h.expiry)
+	switch {
+	case err == nil:
+		h.metrics.destroyed(destroyedRegenerated)
+		h.logEvent("session regenerated", oldID, zap.String("new_session_hash", idHash(sess.id)))
+		return true
+	case errors.Is(err, sessionstore.ErrNotFound):
+		sess.data, sess.meta = mergepatch.EmptyData, sessionstore.Meta{}
+		return false
+	default:
+		h.logStoreError("regenerating session failed; the session keeps its ID", oldID, err)
+		sess.id = oldID // the old entry is still the session
+		return true
+	}
+}
+
+// patch applies the merge patches (and a new own expiry, when not zero) to
+// the stored data, and reports whether the session is stored afterwards
+// and whether it changed. A change over max_size is refused.
+func (h *Handler) patch(ctx context.Context, sess *session, stored bool, patches []string, expiry time.Duration) (nowStored, changed bool) {
+	opts := sessionstore.PatchOptions{
+		TTL:        h.expiry,
+		Create:     !stored,
+		MaxSize:    h.MaxSize,
+		SetCreated: h.MaxLifetime > 0,
+		Expiry:     expiry,
+	}
+	data, err := h.sessions.Patch(ctx, h.storeKey(sess), patches, opts)
+	if errors.Is(err, sessionstore.ErrNotFound) {
+		// The session ended (expired, or cleared by a concurrent
+		// request) since this request loaded it: the changes start a
+		// new session rather than bring the old ID back.
+		stored, opts.Create = false, true
+		sess.meta = sessionstore.Meta{}
+		h.renewID(sess)
+		data, err = h.sessions.Patch(ctx, h.storeKey(sess), patches, opts)
+	}
+	switch {
+	case errors.Is(err, sessionstore.ErrTooLarge):
+		h.logger.Error("refused "+h.names.headerPrefix+"Set from upstream: the session would pass max_size; the stored session is left as it was",
+			zap.String("session_name", h.SessionName), zap.String("session_hash", idHash(sess.id)), zap.Int("max_size", h.MaxSize))
+		return stored, false
+	case err != nil:
+		h.logStoreError("saving session changes failed; the stored session is left as it was", sess.id, err)
+		return stored, false
+	}
+	sess.data = data
+	if expiry != 0 {
+		sess.meta.Expiry = expiry
+	}
+	if h.MaxLifetime > 0 && sess.meta.Created.IsZero() {
+		sess.meta.Created = time.Now()
+	}
+	nowStored = data != mergepatch.EmptyData
+	if nowStored && !stored {
+		h.metrics.created.Inc()
+		h.logEvent("session created", sess.id)
+	}
+	return nowStored, true
+}
+
+// renewID gives the session a fresh ID. If the random source fails, the old
+// ID stays: Caddy cannot run without one, so that does not happen in
+// practice.
+func (h *Handler) renewID(sess *session) {
+	id, err := newID()
+	if err != nil {
+		h.logger.Error("generating session ID failed", zap.Error(err))
+		return
+	}
+	sess.id = id
+}
