@@ -3,7 +3,6 @@ package caddymodule
 import (
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -12,6 +11,8 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/dustin/go-humanize"
+
+	"github.com/caddy-session/caddy-session/internal/caddyopt"
 )
 
 func init() {
@@ -56,19 +57,18 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 // directive's line, `store` takes the backend name alone.
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // the directive name
-	seen := map[string]bool{}
+	opts := caddyopt.NewReader(d, "", handlerOptions...)
 	for d.NextArg() {
-		if err := h.unmarshalOption(d, seen, true); err != nil {
+		if err := h.unmarshalOption(opts, d, true); err != nil {
 			return err
 		}
 	}
 	for d.NextBlock(0) {
-		opt := d.Val()
-		if err := h.unmarshalOption(d, seen, false); err != nil {
+		if err := h.unmarshalOption(opts, d, false); err != nil {
 			return err
 		}
-		if d.NextArg() {
-			return d.Errf("%s: unexpected argument %q", opt, d.Val())
+		if err := opts.End(); err != nil {
+			return err
 		}
 	}
 	if err := h.checkConfig(); err != nil {
@@ -79,130 +79,82 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	return nil
 }
 
+// handlerOptions are the options of the session directive.
+var handlerOptions = []string{
+	"cookie_name", "domain", "path", "expiry", "httponly", "sessioncookie",
+	"samesite", "secure", "prefix", "session_name", "forward_cookie",
+	"secret", "max_lifetime", "max_size", "store",
+}
+
 // unmarshalOption parses the option at the dispenser's cursor and its
-// arguments.
-func (h *Handler) unmarshalOption(d *caddyfile.Dispenser, seen map[string]bool, onDirectiveLine bool) error {
-	opt := d.Val()
-	if seen[opt] {
-		return d.Errf("option %s given twice", opt)
+// arguments. On the directive's line (lineForm) a flag's optional value
+// may be followed by the next option instead.
+func (h *Handler) unmarshalOption(opts *caddyopt.Reader, d *caddyfile.Dispenser, lineForm bool) error {
+	opt, err := opts.Start()
+	if err != nil {
+		return err
 	}
-	seen[opt] = true
-
-	value := func() (string, error) {
-		if !d.NextArg() {
-			return "", d.Errf("%s needs a value", opt)
-		}
-		return d.Val(), nil
-	}
-	// flag reads an optional true/false after a flag option. On the
-	// directive's line the next token may be the next option instead.
-	flag := func() (bool, error) {
-		if !d.NextArg() {
-			return true, nil
-		}
-		switch strings.ToLower(d.Val()) {
-		case "true":
-			return true, nil
-		case "false":
-			return false, nil
-		}
-		if onDirectiveLine {
-			d.Prev()
-			return true, nil
-		}
-		return false, d.Errf("%s: expected true or false, got %q", opt, d.Val())
-	}
-
-	var err error
 	var v string
 	switch opt {
 	case "cookie_name":
-		h.CookieName, err = value()
+		h.CookieName, err = opts.Value()
 	case "domain":
-		h.Domain, err = value()
+		h.Domain, err = opts.Value()
 	case "path":
-		h.Path, err = value()
+		h.Path, err = opts.Value()
 	case "prefix":
-		if v, err = value(); err == nil {
+		if v, err = opts.Value(); err == nil {
 			h.Prefix = &v
 		}
 	case "session_name":
-		h.SessionName, err = value()
+		h.SessionName, err = opts.Value()
 	case "samesite":
-		if h.SameSite, err = value(); err == nil {
-			switch strings.ToLower(h.SameSite) {
-			case "strict", "lax", "none":
-			default:
-				return d.Errf("samesite: must be strict, lax or none, got %q", h.SameSite)
+		// Kept as written: the JSON config keeps what the user wrote.
+		if h.SameSite, err = opts.Value(); err == nil {
+			if err = checkSameSite(h.SameSite); err != nil {
+				return opts.Wrap(err)
 			}
 		}
-	case "expiry":
-		if v, err = value(); err != nil {
+	case "expiry", "max_lifetime":
+		if v, err = opts.Value(); err != nil {
 			return err
 		}
-		expiry, perr := parseExpiry(v)
+		dur, perr := parseExpiry(opt, v)
 		if perr != nil {
-			return d.WrapErr(perr)
+			return opts.Wrap(perr)
 		}
-		dur := caddy.Duration(expiry)
-		h.Expiry = &dur
+		if opt == "expiry" {
+			cd := caddy.Duration(dur)
+			h.Expiry = &cd
+		} else {
+			h.MaxLifetime = caddy.Duration(dur)
+		}
 	case "httponly":
 		var on bool
-		if on, err = flag(); err == nil {
+		if on, err = opts.Flag(lineForm); err == nil {
 			h.HTTPOnly = &on
 		}
 	case "sessioncookie":
-		h.SessionCookie, err = flag()
+		h.SessionCookie, err = opts.Flag(lineForm)
 	case "forward_cookie":
-		h.ForwardCookie, err = flag()
+		h.ForwardCookie, err = opts.Flag(lineForm)
 	case "secure":
-		h.Secure = string(secureAlways)
-		if d.NextArg() {
-			switch m := secureMode(strings.ToLower(d.Val())); m {
-			case secureAlways, secureNever, secureAuto:
-				h.Secure = string(m)
-			default:
-				if !onDirectiveLine {
-					return d.Errf("secure: must be always, never or auto, got %q", d.Val())
-				}
-				d.Prev()
-			}
-		}
+		h.Secure, err = opts.OptionalOneOf(lineForm, string(secureAlways), string(secureAlways), string(secureNever), string(secureAuto))
 	case "secret":
-		h.Secrets = nil
-		for d.NextArg() {
-			h.Secrets = append(h.Secrets, d.Val())
-		}
-		if len(h.Secrets) == 0 {
-			return d.Errf("secret needs a value, e.g. {env.SESSION_SECRET}")
-		}
-		if onDirectiveLine {
-			// The rest of the line was taken as secrets: no option may
-			// follow on the directive's line.
-			return nil
-		}
-	case "max_lifetime":
-		if v, err = value(); err != nil {
-			return err
-		}
-		lifetime, perr := parseExpiry(v)
-		if perr != nil {
-			return d.Errf("%s", strings.Replace(perr.Error(), "expiry", "max_lifetime", 1))
-		}
-		h.MaxLifetime = caddy.Duration(lifetime)
+		// On the directive's line the rest of the line is secrets: no
+		// option may follow them there.
+		h.Secrets, err = opts.Values()
 	case "max_size":
-		if v, err = value(); err != nil {
+		if v, err = opts.Value(); err != nil {
 			return err
 		}
 		size, perr := humanize.ParseBytes(v)
 		if perr != nil || size == 0 || size > 1<<30 {
-			return d.Errf("max_size: want a size such as 8KiB or 1MB, or a number of bytes, from 1 to 1GiB; got %q", v)
+			return opts.Errf("want a size such as 8KiB or 1MB, or a number of bytes, from 1 to 1GiB; got %q", v)
 		}
 		h.MaxSize = int(size)
 	case "store":
-		return h.unmarshalStore(d, onDirectiveLine)
-	default:
-		return d.Errf("unknown option %q", opt)
+		return h.unmarshalStore(d, lineForm)
 	}
 	return err
 }
@@ -232,31 +184,32 @@ func (h *Handler) unmarshalStore(d *caddyfile.Dispenser, onDirectiveLine bool) e
 	return nil
 }
 
-// parseExpiry reads a Caddyfile expiry: a bare integer is seconds, as in
-// sanic_session; anything else is a Caddy duration such as 1h or 30d.
-func parseExpiry(s string) (time.Duration, error) {
+// parseExpiry reads a Caddyfile lifetime (expiry, max_lifetime): a bare
+// integer is seconds, as in sanic_session; anything else is a Caddy
+// duration such as 1h or 30d. Errors begin with opt.
+func parseExpiry(opt, s string) (time.Duration, error) {
 	var d time.Duration
 	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
 		if n < 0 {
-			return 0, fmt.Errorf("expiry: must not be negative, got %q", s)
+			return 0, fmt.Errorf("%s: must not be negative, got %q", opt, s)
 		}
 		if n > int64(1<<63-1)/int64(time.Second) {
-			return 0, fmt.Errorf("expiry: %q seconds is too long", s)
+			return 0, fmt.Errorf("%s: %q seconds is too long", opt, s)
 		}
 		d = time.Duration(n) * time.Second
 	} else {
 		d, err = caddy.ParseDuration(s)
 		if err != nil {
-			return 0, fmt.Errorf("expiry: %q is neither seconds nor a duration such as 1h or 30d", s)
+			return 0, fmt.Errorf("%s: %q is neither seconds nor a duration such as 1h or 30d", opt, s)
 		}
 	}
 	switch {
 	case d < 0:
-		return 0, fmt.Errorf("expiry: must not be negative, got %q", s)
+		return 0, fmt.Errorf("%s: must not be negative, got %q", opt, s)
 	case d > 0 && d < time.Second:
-		return 0, fmt.Errorf("expiry: %q is under one second; the smallest expiry is 1 (second)", s)
+		return 0, fmt.Errorf("%s: %q is under one second; the smallest %s is 1 (second)", opt, s, opt)
 	}
-	return d, checkExpiry(d)
+	return d, checkExpiry(opt, d)
 }
 
 // Interface guard

@@ -42,7 +42,7 @@ func (h *Handler) checkConfig() error {
 	}
 
 	if h.Expiry != nil {
-		if err := checkExpiry(time.Duration(*h.Expiry)); err != nil {
+		if err := checkExpiry("expiry", time.Duration(*h.Expiry)); err != nil {
 			return err
 		}
 	}
@@ -65,24 +65,18 @@ func (h *Handler) checkConfig() error {
 		}
 	}
 
-	switch strings.ToLower(h.SameSite) {
-	case "", "strict", "lax":
-	case "none":
-		if secure != secureAlways && !cookieNameNeedsSecure(name) {
-			return fmt.Errorf("samesite none requires secure always: browsers drop SameSite=None cookies without Secure")
-		}
-	default:
-		return fmt.Errorf("samesite: must be strict, lax or none, got %q", h.SameSite)
+	if err := checkSameSite(h.SameSite); err != nil {
+		return err
+	}
+	if strings.EqualFold(h.SameSite, "none") && secure != secureAlways && !cookieNameNeedsSecure(name) {
+		return fmt.Errorf("samesite none requires secure always: browsers drop SameSite=None cookies without Secure")
 	}
 
 	if h.SessionName != "" && !sessionNamePattern.MatchString(h.SessionName) {
 		return fmt.Errorf("session_name: %q must be letters and digits, in words joined by _ or -", h.SessionName)
 	}
-	switch d := time.Duration(h.MaxLifetime); {
-	case d < 0:
-		return fmt.Errorf("max_lifetime: must not be negative, got %s", d)
-	case d > 0 && d < time.Second:
-		return fmt.Errorf("max_lifetime: %s is under one second", d)
+	if err := checkMaxLifetime(time.Duration(h.MaxLifetime)); err != nil {
+		return err
 	}
 	if h.MaxSize < 0 {
 		return fmt.Errorf("max_size: must not be negative, got %d", h.MaxSize)
@@ -99,22 +93,43 @@ func (h *Handler) checkConfig() error {
 	return nil
 }
 
-// checkExpiry rejects expiries that cannot be a cookie's Max-Age. JSON gives
-// durations in nanoseconds when they are numbers, so a small positive value
-// is nearly always seconds meant as such.
-func checkExpiry(d time.Duration) error {
+// checkExpiry rejects lifetimes (expiry, max_lifetime: opt) that cannot be
+// a cookie's Max-Age. JSON gives durations in nanoseconds when they are
+// numbers, so a small positive value is nearly always seconds meant as such.
+func checkExpiry(opt string, d time.Duration) error {
 	switch {
 	case d < 0:
-		return fmt.Errorf("expiry: must not be negative, got %s", d)
+		return fmt.Errorf("%s: must not be negative, got %s", opt, d)
 	case d > 0 && d < time.Millisecond:
 		// Surely a number of seconds, read as nanoseconds.
-		return fmt.Errorf("expiry: %s is under one second; in JSON a number is nanoseconds: write seconds as a duration string, e.g. \"%ds\"", d, int64(d))
+		return fmt.Errorf("%s: %s is under one second; in JSON a number is nanoseconds: write seconds as a duration string, e.g. \"%ds\"", opt, d, int64(d))
 	case d > 0 && d < time.Second:
-		return fmt.Errorf("expiry: %s is under one second; the smallest expiry is 1s", d)
+		return fmt.Errorf("%s: %s is under one second; the smallest %s is 1s", opt, d, opt)
 	case d%time.Second != 0:
-		return fmt.Errorf("expiry: must be a whole number of seconds, got %s", d)
+		return fmt.Errorf("%s: must be a whole number of seconds, got %s", opt, d)
 	}
 	return nil
+}
+
+// checkMaxLifetime judges max_lifetime: like expiry, but any positive
+// value of a second or more (the JSON config has always taken fractions).
+func checkMaxLifetime(d time.Duration) error {
+	switch {
+	case d < 0:
+		return fmt.Errorf("max_lifetime: must not be negative, got %s", d)
+	case d > 0 && d < time.Second:
+		return fmt.Errorf("max_lifetime: %s is under one second", d)
+	}
+	return nil
+}
+
+// checkSameSite judges a samesite value, in any case.
+func checkSameSite(s string) error {
+	switch strings.ToLower(s) {
+	case "", "strict", "lax", "none":
+		return nil
+	}
+	return fmt.Errorf("samesite: must be strict, lax or none, got %q", s)
 }
 
 // cookieNameNeedsSecure reports whether browsers accept the cookie only

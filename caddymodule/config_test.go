@@ -169,7 +169,7 @@ func TestCheckExpiry(t *testing.T) {
 		{-1, false},
 	}
 	for _, tt := range tests {
-		if err := checkExpiry(tt.d); (err == nil) != tt.wantOK {
+		if err := checkExpiry("expiry", tt.d); (err == nil) != tt.wantOK {
 			t.Errorf("checkExpiry(%v) = %v, want ok %v", tt.d, err, tt.wantOK)
 		}
 	}
