@@ -84,7 +84,7 @@ func (a adminAPI) serve(w http.ResponseWriter, r *http.Request) error {
 	default:
 		return methodNotAllowed(w, r, http.MethodGet, http.MethodDelete)
 	}
-	var stores []sessionStore
+	var stores []prefixedStore
 	if reg := currentRegistry(); reg != nil {
 		stores = reg.stores(name)
 	}
@@ -115,7 +115,7 @@ func (adminAPI) list(w http.ResponseWriter) error {
 	return writeJSON(w, out)
 }
 
-func (adminAPI) get(w http.ResponseWriter, r *http.Request, name, id string, stores []sessionStore) error {
+func (adminAPI) get(w http.ResponseWriter, r *http.Request, name, id string, stores []prefixedStore) error {
 	var found []storedSession
 	for _, s := range stores {
 		insp, ok := s.store.(sessionstore.Inspector)
@@ -150,7 +150,7 @@ func (adminAPI) get(w http.ResponseWriter, r *http.Request, name, id string, sto
 	return writeJSON(w, map[string]any{"session_name": name, "id": id, "stores": found})
 }
 
-func (adminAPI) revoke(w http.ResponseWriter, r *http.Request, id string, stores []sessionStore) error {
+func (adminAPI) revoke(w http.ResponseWriter, r *http.Request, id string, stores []prefixedStore) error {
 	revoked := 0
 	for _, s := range stores {
 		if insp, ok := s.store.(sessionstore.Inspector); ok {

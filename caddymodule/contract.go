@@ -97,17 +97,13 @@ func equalHeaderName(name, lower string) bool {
 	return true
 }
 
-// stripPrefixed deletes every header with the session's prefix and reports
-// whether it deleted any.
-func (n *contractNames) stripPrefixed(h http.Header) bool {
-	stripped := false
+// stripPrefixed deletes every header with the session's prefix.
+func (n *contractNames) stripPrefixed(h http.Header) {
 	for name := range h {
 		if n.hasPrefix(name) {
 			delete(h, name)
-			stripped = true
 		}
 	}
-	return stripped
 }
 
 // stripTrailers deletes response trailers with the session's prefix, set
@@ -174,7 +170,7 @@ type instructions struct {
 // them. An X-Session-Set that is not a JSON object refuses all patches of
 // the response, leaving the data as it was.
 //
-// The patches are appended to patches, whose room saves the common
+// The patches are appended to patches, whose spare capacity saves the common
 // response an allocation.
 func (h *Handler) takeInstructions(hdr http.Header, patches []string) instructions {
 	in := instructions{patches: patches[:0]}

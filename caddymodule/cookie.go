@@ -194,19 +194,19 @@ func (h *Handler) secureIndex(r *http.Request) int {
 // updateCookie sends the cookie when the client's copy is missing, stale
 // or due for renewal, and deletes it when the session ended or never was.
 // It reports whether it set or deleted a cookie.
-func (h *Handler) updateCookie(r *http.Request, hdr http.Header, sess *session, stored, changed bool, room *[1]string) bool {
+func (h *Handler) updateCookie(r *http.Request, hdr http.Header, sess *session, stored, changed bool, slot *[1]string) bool {
 	switch {
 	case stored:
 		if changed || sess.id != sess.clientID || sess.renewed && !h.SessionCookie {
 			now := time.Now()
-			addValue(hdr, "Set-Cookie", h.sessionCookie(r, sess.id, h.cookieAgeOf(sess, now), now), room)
+			addValue(hdr, "Set-Cookie", h.sessionCookie(r, sess.id, h.cookieAgeOf(sess, now), now), slot)
 			return true
 		}
 	case sess.cookiePresent && !sess.storeFailed:
 		// The client holds a cookie of a session that is cleared,
 		// unknown, expired or malformed: delete it, so it stops costing
 		// a store lookup on every request.
-		addValue(hdr, "Set-Cookie", h.deletionCookie(r), room)
+		addValue(hdr, "Set-Cookie", h.deletionCookie(r), slot)
 		return true
 	}
 	return false

@@ -70,10 +70,10 @@ func (reg *registry) remove(h *Handler) {
 	reg.mu.Unlock()
 }
 
-// sessionStore is one (store, prefix) pair that holds a session_name's
+// prefixedStore is one (store, prefix) pair that holds a session_name's
 // sessions; handlers of the old and new config during a reload, or two
 // handlers of one config, may share it.
-type sessionStore struct {
+type prefixedStore struct {
 	sessionName string
 	cookieName  string
 	prefix      string
@@ -92,7 +92,7 @@ func storeIdentity(s sessionstore.Store) any {
 
 // stores returns the distinct (store, prefix) pairs of the handlers whose
 // session_name is name, or of all handlers when name is "".
-func (reg *registry) stores(name string) []sessionStore {
+func (reg *registry) stores(name string) []prefixedStore {
 	reg.mu.RLock()
 	defer reg.mu.RUnlock()
 	type ident struct {
@@ -101,7 +101,7 @@ func (reg *registry) stores(name string) []sessionStore {
 		prefix string
 	}
 	seen := map[ident]bool{}
-	var out []sessionStore
+	var out []prefixedStore
 	for h := range reg.handlers {
 		if name != "" && h.SessionName != name {
 			continue
@@ -111,7 +111,7 @@ func (reg *registry) stores(name string) []sessionStore {
 			continue
 		}
 		seen[id] = true
-		out = append(out, sessionStore{
+		out = append(out, prefixedStore{
 			sessionName: h.SessionName,
 			cookieName:  h.CookieName,
 			prefix:      h.prefix,

@@ -127,7 +127,7 @@ func (h *Handler) endOutlived(ctx context.Context, id string) {
 
 // apply carries out the upstream's instructions on the session, in the
 // order Clear, Regenerate, Set, and sets or deletes the cookie and the
-// headers that go with it, in the room out gives them.
+// headers that go with it, in the preallocated slots of out.
 func (h *Handler) apply(r *http.Request, hdr http.Header, sess *session, in instructions, out *responseValues) {
 	stored, changed := !sess.isNew, false
 	switch {

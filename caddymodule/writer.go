@@ -18,16 +18,16 @@ type responseValues struct {
 	vary, setCookie, cacheControl [1]string
 }
 
-// addValue adds value to the header key, in room when the header is new.
+// addValue adds value to the header key, in slot (preallocated with the request) when the header is new.
 // The slice it makes has no spare capacity, so whoever appends to it
-// later copies it rather than write into room.
-func addValue(hdr http.Header, key, value string, room *[1]string) {
+// later copies it rather than write into slot.
+func addValue(hdr http.Header, key, value string, slot *[1]string) {
 	if old := hdr[key]; len(old) > 0 {
 		hdr[key] = append(old, value)
 		return
 	}
-	room[0] = value
-	hdr[key] = room[:]
+	slot[0] = value
+	hdr[key] = slot[:]
 }
 
 // keepOutOfSharedCaches stops shared caches from storing a response that
@@ -36,10 +36,10 @@ func addValue(hdr http.Header, key, value string, room *[1]string) {
 // `private`; with one that allows shared caching, it adds
 // `no-cache="Set-Cookie"`, so caches may keep the rest of the response but
 // never the cookie.
-func keepOutOfSharedCaches(hdr http.Header, room *[1]string) {
+func keepOutOfSharedCaches(hdr http.Header, slot *[1]string) {
 	cc := hdr["Cache-Control"]
 	if len(cc) == 0 {
-		addValue(hdr, "Cache-Control", "private", room)
+		addValue(hdr, "Cache-Control", "private", slot)
 		return
 	}
 	for _, v := range cc {
@@ -55,7 +55,7 @@ func keepOutOfSharedCaches(hdr http.Header, room *[1]string) {
 
 // varyOnCookie marks the response as depending on the Cookie header, as
 // every response under a session does.
-func varyOnCookie(hdr http.Header, room *[1]string) {
+func varyOnCookie(hdr http.Header, slot *[1]string) {
 	for _, v := range hdr["Vary"] {
 		for v != "" {
 			var f string
@@ -65,7 +65,7 @@ func varyOnCookie(hdr http.Header, room *[1]string) {
 			}
 		}
 	}
-	addValue(hdr, "Vary", "Cookie", room)
+	addValue(hdr, "Vary", "Cookie", slot)
 }
 
 // sessionWriter applies the session changes when the response header is
@@ -79,7 +79,7 @@ type sessionWriter struct {
 	wroteHeader bool
 	dataFields  map[string]json.RawMessage // parsed on first use by a placeholder
 	out         responseValues
-	patches     [2]string // room for the upstream's X-Session-Set values
+	patches     [2]string // backing for the upstream's X-Session-Set values
 }
 
 // WriteHeader applies the session changes, then writes the header.
