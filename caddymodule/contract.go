@@ -4,9 +4,11 @@ import (
 	"io"
 	"net/http"
 	"net/textproto"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"go.uber.org/zap"
 
@@ -106,6 +108,37 @@ func (n *contractNames) stripPrefixed(h http.Header) {
 	}
 }
 
+// stripConnectionTokens removes from the Connection header every token that
+// names a session header, compared as stripPrefixed compares. A header
+// named in Connection is hop-by-hop: reverse_proxy (like any HTTP/1.1
+// proxy) deletes it before the request goes on, which would take the
+// gateway's own X-Session-* headers with it.
+func (n *contractNames) stripConnectionTokens(h http.Header) {
+	conn := h["Connection"]
+	if !slices.ContainsFunc(conn, n.listsPrefixed) {
+		return // the common case, without allocating
+	}
+	kept := filterList(conn, ",", n.hasPrefix)
+	if len(kept) == 0 {
+		delete(h, "Connection")
+		return
+	}
+	h["Connection"] = kept
+}
+
+// listsPrefixed reports whether a comma-separated list names a header with
+// the session's prefix.
+func (n *contractNames) listsPrefixed(list string) bool {
+	for list != "" {
+		var token string
+		token, list, _ = strings.Cut(list, ",")
+		if n.hasPrefix(strings.TrimSpace(token)) {
+			return true
+		}
+	}
+	return false
+}
+
 // stripTrailers deletes response trailers with the session's prefix, set
 // either as declared names or with http.TrailerPrefix, and their
 // declarations in the Trailer header.
@@ -183,10 +216,18 @@ func (h *Handler) takeInstructions(hdr http.Header, patches []string) instructio
 		switch suffix := h.names.suffix(name); {
 		case equalHeaderName(suffix, hdrSet):
 			for _, v := range values {
+				// Bytes that are not UTF-8 (Latin-1 from a framework
+				// that cannot send anything else) are refused, never
+				// rewritten: JSON parsers would store U+FFFD in their
+				// place and lose the text silently.
+				if !utf8.ValidString(v) {
+					badPatch = true
+					h.refuse(refusedInvalidUTF8, "refused "+h.names.headerPrefix+"Set from upstream: not valid UTF-8 (send JSON in ASCII with \\u escapes, or UTF-8); the session is left as it was")
+					continue
+				}
 				if err := mergepatch.Validate(v); err != nil {
 					badPatch = true
-					h.logger.Error("refused "+h.names.headerPrefix+"Set from upstream: the session is left as it was",
-						zap.String("session_name", h.SessionName), zap.Error(err))
+					h.refuse(refusedInvalidJSON, "refused "+h.names.headerPrefix+"Set from upstream: the session is left as it was", zap.Error(err))
 					continue
 				}
 				in.patches = append(in.patches, v)
@@ -209,13 +250,13 @@ func (h *Handler) takeInstructions(hdr http.Header, patches []string) instructio
 // permanent session; anything else is refused.
 func (h *Handler) expiryInstruction(name string, values []string) time.Duration {
 	if len(values) != 1 {
-		h.logger.Error("refused response header from upstream: want one value", zap.String("session_name", h.SessionName), zap.String("header", name))
+		h.refuse(refusedBadValue, "refused response header from upstream: want one value", zap.String("header", name))
 		return 0
 	}
 	n, err := strconv.ParseInt(strings.TrimSpace(values[0]), 10, 64)
 	if err != nil || n < 0 || n > int64(PermanentCookieAge/time.Second) {
-		h.logger.Error("refused response header from upstream: want whole seconds, from 0 (permanent) to 34560000 (400 days)",
-			zap.String("session_name", h.SessionName), zap.String("header", name))
+		h.refuse(refusedBadValue, "refused response header from upstream: want whole seconds, from 0 (permanent) to 34560000 (400 days)",
+			zap.String("header", name))
 		return 0
 	}
 	if n == 0 {
@@ -233,8 +274,7 @@ func (h *Handler) flag(name string, values []string) bool {
 			on = true
 		case "false":
 		default:
-			h.logger.Error("refused response header from upstream: expected true or false",
-				zap.String("session_name", h.SessionName), zap.String("header", name))
+			h.refuse(refusedBadValue, "refused response header from upstream: expected true or false", zap.String("header", name))
 		}
 	}
 	return on

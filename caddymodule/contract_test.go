@@ -214,3 +214,33 @@ func TestStripPrefixedNil(t *testing.T) {
 		t.Errorf("stripPrefixed(nil) made %v", h)
 	}
 }
+
+// TestStripConnectionTokens: tokens naming a session header leave
+// Connection, in every spelling the stripping knows; others stay.
+func TestStripConnectionTokens(t *testing.T) {
+	tests := []struct {
+		name  string
+		lines []string
+		want  []string // nil: the header is gone
+	}{
+		{"none", nil, nil},
+		{"keep-alive only", []string{"keep-alive"}, []string{"keep-alive"}},
+		{"session headers", []string{"keep-alive, X-Session-Id, X-Session-Data, X-Session-New"}, []string{"keep-alive"}},
+		{"spellings", []string{"x-session-id,X_SESSION_DATA", "X.Session.Signature, Upgrade"}, []string{"Upgrade"}},
+		{"only session headers", []string{"X-Session-Id"}, nil},
+		{"other prefixes stay", []string{"X-Sessions, X-Alt-Session-Id, close"}, []string{"X-Sessions, X-Alt-Session-Id, close"}},
+	}
+	n := newContractNames("session")
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := http.Header{}
+			if tt.lines != nil {
+				h["Connection"] = append([]string(nil), tt.lines...)
+			}
+			n.stripConnectionTokens(h)
+			if got := h["Connection"]; !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("Connection %q, want %q", got, tt.want)
+			}
+		})
+	}
+}

@@ -64,10 +64,13 @@ func sessionCookieValues(h http.Header, name string) iter.Seq[string] {
 			for line != "" {
 				var part string
 				part, line, _ = strings.Cut(line, ";")
-				k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
-				if !ok || k != name {
+				k, v, ok := strings.Cut(part, "=")
+				// Spaces around the name and the value are dropped,
+				// as browsers and net/http read "session =x".
+				if !ok || strings.TrimSpace(k) != name {
 					continue
 				}
+				v = strings.TrimSpace(v)
 				if len(v) > 1 && v[0] == '"' && v[len(v)-1] == '"' {
 					v = v[1 : len(v)-1]
 				}
@@ -87,7 +90,7 @@ func sessionCookieValues(h http.Header, name string) iter.Seq[string] {
 func removeSessionCookie(h http.Header, name string) {
 	kept := filterList(h["Cookie"], ";", func(part string) bool {
 		k, _, _ := strings.Cut(part, "=")
-		return k == name
+		return strings.TrimSpace(k) == name
 	})
 	if len(kept) == 0 {
 		delete(h, "Cookie")
@@ -197,15 +200,17 @@ func (h *Handler) secureIndex(r *http.Request) int {
 func (h *Handler) updateCookie(r *http.Request, hdr http.Header, sess *session, stored, changed bool, slot *[1]string) bool {
 	switch {
 	case stored:
-		if changed || sess.id != sess.clientID || sess.renewed && !h.SessionCookie {
+		if changed || sess.id != sess.clientID || sess.renewed && !h.SessionCookie || sess.resign {
 			now := time.Now()
 			addValue(hdr, "Set-Cookie", h.sessionCookie(r, sess.id, h.cookieAgeOf(sess, now), now), slot)
 			return true
 		}
-	case sess.cookiePresent && !sess.storeFailed:
+	case sess.cookiesSent == 1 && !sess.storeFailed:
 		// The client holds a cookie of a session that is cleared,
 		// unknown, expired or malformed: delete it, so it stops costing
-		// a store lookup on every request.
+		// a store lookup on every request. With several cookies of the
+		// name (one may be a sibling domain's, or planted), a deletion
+		// cookie could delete the wrong one, so none is sent.
 		addValue(hdr, "Set-Cookie", h.deletionCookie(r), slot)
 		return true
 	}

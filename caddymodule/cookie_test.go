@@ -65,6 +65,18 @@ const (
 	id2 = "fedcba9876543210fedcba9876543210"
 )
 
+// firstClientID is what a request's session cookies give when only the
+// first well-formed ID counts: that ID, why a refused value was refused,
+// and whether any cookie of the name was sent.
+func firstClientID(h *Handler, hdr http.Header) (id, rejected string, present bool) {
+	var c clientCookies
+	h.readClientIDs(hdr, &c)
+	if c.n > 0 {
+		id = c.ids[0]
+	}
+	return id, c.rejected, c.sent > 0
+}
+
 func TestReadSessionCookie(t *testing.T) {
 	tests := []struct {
 		name        string
@@ -103,6 +115,9 @@ func TestReadSessionCookie(t *testing.T) {
 		{"__Host- name", []string{"session=" + id2 + "; __Host-s=" + id1}, "__Host-s", id1, true},
 		{"trailing semicolon", []string{"session=" + id1 + ";"}, "", id1, true},
 		{"empty parts", []string{";; ;session=" + id1 + ";;"}, "", id1, true},
+		{"space before =", []string{"session =" + id1}, "", id1, true},
+		{"spaces around =", []string{"a=1; session = " + id1 + " ; b=2"}, "", id1, true},
+		{"tab before =", []string{"session\t=" + id1}, "", id1, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -114,12 +129,43 @@ func TestReadSessionCookie(t *testing.T) {
 			if tt.lines != nil {
 				h["Cookie"] = append([]string(nil), tt.lines...)
 			}
-			id, _, present := (&Handler{CookieName: name}).readClientID(h)
+			id, _, present := firstClientID(&Handler{CookieName: name}, h)
 			if id != tt.wantID || present != tt.wantPresent {
 				t.Errorf("readClientID(%q, %q) = %q, %v; want %q, %v", tt.lines, name, id, present, tt.wantID, tt.wantPresent)
 			}
 			if !reflect.DeepEqual(h["Cookie"], tt.lines) {
 				t.Errorf("readClientID changed the header to %q", h["Cookie"])
+			}
+		})
+	}
+}
+
+// TestReadClientIDs: every well-formed ID is kept, in order, distinct, up to
+// maxCookieLookups, and every cookie of the name is counted.
+func TestReadClientIDs(t *testing.T) {
+	id3, id4, id5 := strings.Repeat("3", 32), strings.Repeat("4", 32), strings.Repeat("5", 32)
+	tests := []struct {
+		name     string
+		lines    []string
+		wantIDs  []string
+		wantSent int
+		rejected string
+	}{
+		{"none", nil, nil, 0, ""},
+		{"one", []string{"session=" + id1}, []string{id1}, 1, ""},
+		{"two in order", []string{"session=" + id2 + "; session=" + id1}, []string{id2, id1}, 2, ""},
+		{"malformed ones counted, not kept", []string{"session=x; session=" + id1 + "; session=y"}, []string{id1}, 3, ""},
+		{"only malformed", []string{"session=x; session=y"}, nil, 2, rejectedMalformed},
+		{"duplicates once", []string{"session=" + id1 + "; session=" + id1, "session=" + id2}, []string{id1, id2}, 3, ""},
+		{"bounded", []string{"session=" + id1 + "; session=" + id2 + "; session=" + id3 + "; session=" + id4 + "; session=" + id5},
+			[]string{id1, id2, id3, id4}, 5, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var c clientCookies
+			(&Handler{CookieName: "session"}).readClientIDs(http.Header{"Cookie": tt.lines}, &c)
+			if got := c.ids[:c.n]; !reflect.DeepEqual(append([]string(nil), got...), tt.wantIDs) || c.sent != tt.wantSent || c.rejected != tt.rejected {
+				t.Errorf("readClientIDs(%q) = %q, sent %d, rejected %q; want %q, %d, %q", tt.lines, got, c.sent, c.rejected, tt.wantIDs, tt.wantSent, tt.rejected)
 			}
 		})
 	}
@@ -146,6 +192,8 @@ func TestRemoveSessionCookie(t *testing.T) {
 		{"other values stay as they were", []string{`a="q"; b=x=y; session=z; c=`}, []string{`a="q"; b=x=y; c=`}},
 		{"no session cookie", []string{"a=1; b=2", "c=3"}, []string{"a=1; b=2", "c=3"}},
 		{"empty parts dropped", []string{";a=1;; ;b=2;"}, []string{"a=1; b=2"}},
+		{"space before =", []string{"a=1; session =" + id1 + "; b=2"}, []string{"a=1; b=2"}},
+		{"spaces around =", []string{"session = " + id1 + "; b=2"}, []string{"b=2"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -172,7 +220,7 @@ func TestRemoveSessionCookie(t *testing.T) {
 			if !reflect.DeepEqual(h["Accept"], []string{"*/*"}) || !reflect.DeepEqual(h["X-Other"], []string{"1", "2"}) {
 				t.Errorf("other headers changed: %v", h)
 			}
-			if id, _, present := (&Handler{CookieName: "session"}).readClientID(h); id != "" || present {
+			if id, _, present := firstClientID(&Handler{CookieName: "session"}, h); id != "" || present {
 				t.Errorf("after removal readClientID = %q, %v", id, present)
 			}
 		})

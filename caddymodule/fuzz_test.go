@@ -41,7 +41,7 @@ func FuzzReadClientID(f *testing.F) {
 	f.Fuzz(func(t *testing.T, cookie string) {
 		hdr := http.Header{"Cookie": {cookie}}
 		for _, h := range []*Handler{plain, signing} {
-			id, rejected, present := h.readClientID(hdr)
+			id, rejected, present := firstClientID(h, hdr)
 			if id != "" && (!validID(id) || rejected != "" || !present) {
 				t.Fatalf("readClientID(%q) = %q, %q, %v", cookie, id, rejected, present)
 			}
@@ -61,13 +61,13 @@ func FuzzSignedCookie(f *testing.F) {
 	_, signing := fuzzHandlers(f)
 	f.Fuzz(func(t *testing.T, id string, at int, b byte) {
 		if !validID(id) {
-			if _, ok := signing.signer.verifyCookie(id); ok {
+			if _, _, ok := signing.signer.verifyCookie(id); ok {
 				t.Fatalf("verified a value that is not even an ID: %q", id)
 			}
 			return
 		}
 		v := signing.signer.cookieValue(id)
-		if got, ok := signing.signer.verifyCookie(v); !ok || got != id {
+		if got, stale, ok := signing.signer.verifyCookie(v); !ok || got != id || stale {
 			t.Fatalf("own cookie %q did not verify", v)
 		}
 		if at < 0 {
@@ -76,7 +76,7 @@ func FuzzSignedCookie(f *testing.F) {
 		tampered := []byte(v)
 		tampered[at%len(tampered)] = b
 		if string(tampered) != v {
-			if _, ok := signing.signer.verifyCookie(string(tampered)); ok {
+			if _, _, ok := signing.signer.verifyCookie(string(tampered)); ok {
 				t.Fatalf("tampered %q verified", tampered)
 			}
 		}

@@ -35,8 +35,12 @@ const (
 	DefaultSessionName = "session"
 )
 
-// DefaultMaxSize is the default limit on a session's data: 8 KiB of JSON.
-const DefaultMaxSize = 8 << 10
+// DefaultMaxSize is the default limit on a session's data: 8000 bytes of
+// JSON. The data goes upstream as one header line, and the strictest common
+// app server, gunicorn, refuses a line over 8190 bytes, its name included:
+// "X-Session-Data: " and 8000 bytes fit with room for a longer
+// session_name.
+const DefaultMaxSize = 8000
 
 // storeErrorLogInterval bounds the store failure log, and the log of
 // rejected cookies, in a flood.
@@ -122,7 +126,9 @@ type Handler struct {
 
 	// MaxSize is the most bytes of JSON a session's data may hold. A change
 	// from the upstream that would pass it is refused, and the stored data
-	// kept. Default: 8192.
+	// kept. The data goes to the upstream as one header line, so app
+	// servers' header limits apply (gunicorn: 8190 bytes a line).
+	// Default: 8000.
 	MaxSize int `json:"max_size,omitempty"`
 
 	// StoreRaw is the store that keeps the session data, a module in the
@@ -146,10 +152,11 @@ type Handler struct {
 	failClosed   bool
 	signer       *signer // nil without secrets
 	logger       *zap.Logger
-	// storeErrors and rejections throttle the logs of store failures and
-	// of refused cookies.
+	// storeErrors, rejections and refusals throttle the logs of store
+	// failures, of refused cookies and of refused upstream instructions.
 	storeErrors *throttle.Throttle
 	rejections  *throttle.Throttle
+	refusals    *throttle.Throttle
 	registry    *registry
 	metrics     *handlerMetrics
 }
@@ -197,7 +204,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 				return fmt.Errorf("secret %d: shorter than %d bytes (was a placeholder left empty?)", i+1, minSecretLength)
 			}
 		}
-		h.signer = newSigner(secrets, h.CookieName)
+		h.signer = newSigner(secrets, h.SessionName, h.CookieName)
 	}
 	h.httpOnly = h.HTTPOnly == nil || *h.HTTPOnly
 	h.secure = h.effectiveSecure()
@@ -222,6 +229,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.storeErrors = throttle.New(storeErrorLogInterval)
 	h.rejections = throttle.New(storeErrorLogInterval)
+	h.refusals = throttle.New(storeErrorLogInterval)
 
 	reg, err := acquireRegistry()
 	if err != nil {
@@ -262,6 +270,7 @@ func (h *Handler) Validate() error {
 // upstream's changes when it writes its response header.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	h.names.stripPrefixed(r.Header)
+	h.names.stripConnectionTokens(r.Header)
 	if r.Trailer != nil || len(r.TransferEncoding) > 0 {
 		// Trailers come after the body, so they are stripped when it
 		// ends; the declared ones at once.
@@ -276,7 +285,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if err := h.loadSession(r, sess); err != nil {
 		return err
 	}
-	if sess.cookiePresent && !h.ForwardCookie {
+	if sess.cookiesSent > 0 && !h.ForwardCookie {
 		removeSessionCookie(r.Header, h.CookieName)
 	}
 	st.vals = [...]string{sess.id, sess.data, boolString(sess.isNew), ""}
@@ -338,6 +347,21 @@ func (h *Handler) logEvent(msg, id string, fields ...zap.Field) {
 	if ce := h.logger.Check(zap.DebugLevel, msg); ce != nil {
 		ce.Write(append(fields, zap.String("session_name", h.SessionName), zap.String("session_hash", idHash(id)))...)
 	}
+}
+
+// refuse counts an instruction of the upstream's that was refused, and logs
+// refusals at a bounded rate, with the count since the last line: a broken
+// upstream refuses on every response.
+func (h *Handler) refuse(reason, msg string, fields ...zap.Field) {
+	h.metrics.refused(reason)
+	n, ok := h.refusals.Note(1, time.Now().UnixNano())
+	if !ok {
+		return
+	}
+	h.logger.Error(msg, append(fields,
+		zap.String("session_name", h.SessionName),
+		zap.String("reason", reason),
+		zap.Int64("refused_since_last_log", n))...)
 }
 
 // logStoreError logs a store failure. A store that is down fails every

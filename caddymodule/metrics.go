@@ -29,6 +29,12 @@ const (
 	destroyedRevoked     = "revoked"
 	destroyedExpired     = sessionstore.RemovedExpired // also: max_lifetime reached
 
+	refusedInvalidJSON = "invalid_json" // an X-Session-Set that is not a JSON object
+	refusedInvalidUTF8 = "invalid_utf8" // an X-Session-Set that is not UTF-8
+	refusedBadValue    = "bad_value"    // a Clear, Regenerate or Expiry value out of its set
+	refusedTooLarge    = "too_large"    // a change past max_size
+	refusedUnloaded    = "unloaded"     // changes to a session the store failed to load
+
 	rejectedUnknown      = "unknown"       // a well-formed ID the store does not hold
 	rejectedMalformed    = "malformed"     // a cookie value that is not an ID
 	rejectedBadSignature = "bad_signature" // a signed value whose signature fails
@@ -42,6 +48,7 @@ type metrics struct {
 	created       *prometheus.CounterVec
 	destroyed     *prometheus.CounterVec
 	rejected      *prometheus.CounterVec
+	refused       *prometheus.CounterVec
 	storeErrors   *prometheus.CounterVec
 	storeDuration *prometheus.HistogramVec
 	active        *activeCollector
@@ -61,6 +68,10 @@ func newMetrics(reg *registry) *metrics {
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "rejected_total",
 			Help: "Session cookies refused, by reason: unknown (an ID the store does not hold), malformed, bad_signature.",
+		}, []string{"session_name", "reason"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "refused_total",
+			Help: "Upstream instructions refused, by reason: invalid_json, invalid_utf8, bad_value, too_large, unloaded.",
 		}, []string{"session_name", "reason"}),
 		storeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "store_errors_total",
@@ -83,7 +94,7 @@ func newMetrics(reg *registry) *metrics {
 // register adds the collectors to a config's registry; a collector that is
 // already there (another handler of the same config) is fine.
 func (m *metrics) register(r prometheus.Registerer) error {
-	for _, c := range []prometheus.Collector{m.created, m.destroyed, m.rejected, m.storeErrors, m.storeDuration, m.active} {
+	for _, c := range []prometheus.Collector{m.created, m.destroyed, m.rejected, m.refused, m.storeErrors, m.storeDuration, m.active} {
 		if err := r.Register(c); err != nil {
 			var already prometheus.AlreadyRegisteredError
 			if errors.As(err, &already) {
@@ -122,6 +133,11 @@ func (m *metrics) forHandler(sessionName, backend string) *handlerMetrics {
 // the label lookup is done here.
 func (hm *handlerMetrics) rejected(reason string) {
 	hm.m.rejected.WithLabelValues(hm.sessionName, reason).Inc()
+}
+
+// refused counts a refused upstream instruction.
+func (hm *handlerMetrics) refused(reason string) {
+	hm.m.refused.WithLabelValues(hm.sessionName, reason).Inc()
 }
 
 func (hm *handlerMetrics) destroyed(reason string) {

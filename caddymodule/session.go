@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -22,10 +23,16 @@ type session struct {
 	id    string
 	data  string // canonical JSON, "{}" when empty
 	isNew bool   // no stored session backed the request's cookie
-	// clientID is the well-formed ID the client's cookie carried, if any.
+	// clientID is the ID of the client's cookie that was used: the one
+	// the store held, or, when none was, the first well-formed one.
 	clientID string
-	// cookiePresent: the request carried a cookie of our name.
-	cookiePresent bool
+	// cookiesSent is how many cookies of our name the request carried (up
+	// to maxCookieCopies). With more than one, no deletion cookie is sent:
+	// it could not say which one it deletes.
+	cookiesSent int
+	// resign: the cookie used was signed with an older secret (or an
+	// older signature format), so it is re-issued, signed with the first.
+	resign bool
 	// renewed: loading the session renewed its lifetime in the store.
 	renewed bool
 	// storeFailed: the store could not say whether the session exists,
@@ -53,12 +60,20 @@ func (h *Handler) storeKey(sess *session) string {
 // an ID the store does not hold, never becomes the session's ID: the
 // session starts anew with a random one.
 func (h *Handler) loadSession(r *http.Request, sess *session) error {
-	id, rejected, present := h.readClientID(r.Header)
-	*sess = session{data: mergepatch.EmptyData, isNew: true, clientID: id, cookiePresent: present}
-	if rejected != "" {
-		h.reject(rejected)
+	var cands clientCookies
+	h.readClientIDs(r.Header, &cands)
+	*sess = session{data: mergepatch.EmptyData, isNew: true, cookiesSent: cands.sent}
+	if cands.rejected != "" {
+		h.reject(cands.rejected)
 	}
-	if id != "" {
+	if cands.n > 0 {
+		sess.clientID = cands.ids[0]
+	}
+	// Each well-formed cookie is looked up in order, and the first the
+	// store holds is the session: a cookie tossed in beside the real one
+	// (by a sibling subdomain, say) neither hides it nor gets it deleted.
+	for i := range cands.n {
+		id := cands.ids[i]
 		key := h.prefix + id
 		entry, err := h.sessions.Load(r.Context(), key, h.expiry)
 		switch {
@@ -66,7 +81,7 @@ func (h *Handler) loadSession(r *http.Request, sess *session) error {
 			h.endOutlived(r.Context(), id)
 		case err == nil:
 			sess.id, sess.data, sess.isNew, sess.renewed, sess.meta = id, entry.Data, false, entry.Renewed, entry.Meta
-			sess.key = key
+			sess.clientID, sess.resign, sess.key = id, cands.stale[i], key
 			return nil
 		case errors.Is(err, sessionstore.ErrNotFound):
 			h.reject(rejectedUnknown)
@@ -74,8 +89,13 @@ func (h *Handler) loadSession(r *http.Request, sess *session) error {
 			h.logStoreError("loading session failed; refusing the request (on_error closed)", id, err)
 			return caddyhttp.Error(http.StatusServiceUnavailable, err)
 		default:
-			sess.storeFailed = true
+			// The store cannot say whether this cookie's session
+			// exists: it is the client's, and is left alone.
+			sess.storeFailed, sess.clientID = true, id
 			h.logStoreError("loading session failed; serving the request with a new session", id, err)
+		}
+		if sess.storeFailed {
+			break
 		}
 	}
 	var err error
@@ -85,28 +105,54 @@ func (h *Handler) loadSession(r *http.Request, sess *session) error {
 	return nil
 }
 
-// readClientID returns the session ID the request's cookie carries, or why
-// the cookie was refused. With secrets, only a value whose signature holds
-// gives an ID. Only the first few cookies of the name are looked at, and
-// none costs a store lookup.
-func (h *Handler) readClientID(hdr http.Header) (id, rejected string, present bool) {
+// maxCookieLookups bounds the store lookups one request's session cookies
+// cost: a request stuffed with well-formed IDs is looked up this often.
+const maxCookieLookups = 4
+
+// clientCookies are the session IDs a request's cookies carry.
+type clientCookies struct {
+	ids [maxCookieLookups]string
+	// stale[i]: ids[i] was signed with an older secret or format.
+	stale [maxCookieLookups]bool
+	n     int
+	// sent counts the cookies of the name, well-formed or not.
+	sent int
+	// rejected is why the first refused value was refused, if one was.
+	rejected string
+}
+
+// readClientIDs reads the session IDs the request's cookies carry, in
+// order, distinct, and why a refused value was refused. With secrets, only
+// a value whose signature holds gives an ID. Only the first
+// maxCookieCopies cookies of the name are looked at, and the first
+// maxCookieLookups IDs kept; reading costs no store lookup.
+func (h *Handler) readClientIDs(hdr http.Header, c *clientCookies) {
 	for v := range sessionCookieValues(hdr, h.CookieName) {
-		present = true
+		c.sent++
+		id, stale, ok := v, false, false
 		if h.signer == nil {
-			if validID(v) {
-				return v, "", true
-			}
-		} else if id, ok := h.signer.verifyCookie(v); ok {
-			return id, "", true
+			ok = validID(v)
+		} else {
+			id, stale, ok = h.signer.verifyCookie(v)
 		}
-		if rejected == "" {
-			rejected = rejectedMalformed
-			if h.signer != nil && strings.Contains(v, ".") {
-				rejected = rejectedBadSignature
+		switch {
+		case !ok:
+			if c.rejected == "" {
+				c.rejected = rejectedMalformed
+				if h.signer != nil && strings.Contains(v, ".") {
+					c.rejected = rejectedBadSignature
+				}
 			}
+		case c.n < maxCookieLookups && !slices.Contains(c.ids[:c.n], id):
+			c.ids[c.n], c.stale[c.n] = id, stale
+			c.n++
 		}
 	}
-	return "", rejected, present
+	if c.n > 0 {
+		// A refused value beside a usable one is not counted: the
+		// client's session was found by its cookie.
+		c.rejected = ""
+	}
 }
 
 // outlived reports whether a session has passed max_lifetime.
@@ -162,7 +208,8 @@ func (h *Handler) apply(r *http.Request, hdr http.Header, sess *session, in inst
 // the cookie is deleted like any other that leads to no session.
 func (h *Handler) applyUnloaded(ctx context.Context, sess *session, in instructions) {
 	if len(in.patches) > 0 || in.regenerate || in.expiry != 0 {
-		h.logStoreError("the session could not be loaded, so the upstream's changes to it are dropped", sess.clientID, errSessionUnloaded)
+		h.refuse(refusedUnloaded, "the session could not be loaded, so the upstream's changes to it are dropped",
+			zap.String("session_hash", idHash(sess.clientID)))
 	}
 	if !in.clear || sess.clientID == "" {
 		return
@@ -176,9 +223,6 @@ func (h *Handler) applyUnloaded(ctx context.Context, sess *session, in instructi
 	h.logEvent("session cleared", sess.clientID)
 	sess.storeFailed = false // the store has answered: the session is gone
 }
-
-// errSessionUnloaded explains dropped changes in the log.
-var errSessionUnloaded = errors.New("session store failed on load")
 
 // clear empties the session and deletes its entry. A cleared ID is never
 // used again, even if the same response sets new data.
@@ -244,8 +288,8 @@ func (h *Handler) patch(ctx context.Context, sess *session, stored bool, patches
 	}
 	switch {
 	case errors.Is(err, sessionstore.ErrTooLarge):
-		h.logger.Error("refused "+h.names.headerPrefix+"Set from upstream: the session would pass max_size; the stored session is left as it was",
-			zap.String("session_name", h.SessionName), zap.String("session_hash", idHash(sess.id)), zap.Int("max_size", h.MaxSize))
+		h.refuse(refusedTooLarge, "refused "+h.names.headerPrefix+"Set from upstream: the session would pass max_size; the stored session is left as it was",
+			zap.String("session_hash", idHash(sess.id)), zap.Int("max_size", h.MaxSize))
 		return stored, false
 	case err != nil:
 		h.logStoreError("saving session changes failed; the stored session is left as it was", sess.id, err)

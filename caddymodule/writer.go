@@ -32,25 +32,50 @@ func addValue(hdr http.Header, key, value string, slot *[1]string) {
 
 // keepOutOfSharedCaches stops shared caches from storing a response that
 // sets or deletes the session cookie, which would hand one visitor's
-// session to the next. Without a Cache-Control from the upstream, it adds
-// `private`; with one that allows shared caching, it adds
-// `no-cache="Set-Cookie"`, so caches may keep the rest of the response but
-// never the cookie.
+// session to the next: the response becomes `private`. The upstream's
+// `public` and `s-maxage`, which invite shared caches, are dropped; its
+// other directives (max-age for the browser's own cache, say) stay. A
+// response that is already `no-store`, or plainly `private`, is left as it
+// is. (`no-cache="Set-Cookie"` would let shared caches keep the rest, but
+// RFC 9111 notes that many caches ignore its field names.)
 func keepOutOfSharedCaches(hdr http.Header, slot *[1]string) {
 	cc := hdr["Cache-Control"]
 	if len(cc) == 0 {
 		addValue(hdr, "Cache-Control", "private", slot)
 		return
 	}
+	private, shared := false, false
 	for _, v := range cc {
-		for _, d := range strings.Split(v, ",") {
-			switch strings.ToLower(strings.TrimSpace(d)) {
-			case "private", "no-store":
+		for v != "" {
+			var d string
+			d, v, _ = strings.Cut(v, ",")
+			switch name, _, _ := strings.Cut(strings.TrimSpace(d), "="); strings.ToLower(strings.TrimSpace(name)) {
+			case "no-store":
 				return
+			case "private":
+				// private="Set-Cookie" names fields; only the bare
+				// directive makes the whole response private.
+				private = private || !strings.Contains(d, "=")
+			case "public", "s-maxage":
+				shared = true
 			}
 		}
 	}
-	hdr.Add("Cache-Control", `no-cache="Set-Cookie"`)
+	if private && !shared {
+		return
+	}
+	kept := filterList(cc, ",", func(d string) bool {
+		name, _, _ := strings.Cut(d, "=")
+		switch strings.ToLower(strings.TrimSpace(name)) {
+		case "public", "s-maxage":
+			return true
+		}
+		return false
+	})
+	if !private {
+		kept = append(kept, "private")
+	}
+	hdr["Cache-Control"] = kept
 }
 
 // varyOnCookie marks the response as depending on the Cookie header, as
