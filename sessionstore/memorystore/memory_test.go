@@ -59,7 +59,9 @@ func newTestStoreLogger(t *testing.T, maxSessions int, logger *zap.Logger) (*mem
 
 var bg = context.Background()
 
-// forever is a renewAfter that never comes due: Load with it is a pure read.
+// forever is a ttl whose renewal interval, a tenth of it (29 years), no
+// test reaches: Load with it is a pure read of an entry without an own
+// expiry.
 const forever = time.Duration(math.MaxInt64)
 
 func mustPatch(t *testing.T, s *memStore, key string, ttl time.Duration, patches ...string) string {
@@ -75,7 +77,7 @@ func mustPatch(t *testing.T, s *memStore, key string, ttl time.Duration, patches
 // is not found.
 func peek(t *testing.T, s *memStore, key string) string {
 	t.Helper()
-	data, renewed, err := unpackLoad(s.Load(bg, key, time.Hour, forever))
+	data, renewed, err := unpackLoad(s.Load(bg, key, forever))
 	switch {
 	case errors.Is(err, sessionstore.ErrNotFound):
 		if data != "" || renewed {
@@ -86,7 +88,7 @@ func peek(t *testing.T, s *memStore, key string) string {
 		t.Fatalf("Load(%q): %v", key, err)
 	}
 	if renewed {
-		t.Errorf("Load(%q) with renewAfter forever renewed", key)
+		t.Errorf("Load(%q) with ttl forever renewed", key)
 	}
 	return data
 }
@@ -106,6 +108,15 @@ func wantGone(t *testing.T, s *memStore, key string) {
 	t.Helper()
 	if got := peek(t, s, key); got != "" {
 		t.Errorf("Load(%q) = %s, want sessionstore.ErrNotFound", key, got)
+	}
+}
+
+// wantHeld is wantFound through Inspect, which never renews: for entries
+// last renewed longer ago than forever's renewal interval.
+func wantHeld(t *testing.T, s *memStore, key, want string) {
+	t.Helper()
+	if got, _, err := unpackInspect(s.Inspect(bg, key)); err != nil || got != want {
+		t.Errorf("Inspect(%q) = %q, %v; want %s", key, got, err, want)
 	}
 }
 
@@ -233,10 +244,10 @@ func keysInShards(s *memStore, prefix string, n int, same bool) []string {
 
 func TestMemLoadMissing(t *testing.T) {
 	s, _ := newTestStore(t, 0)
-	for _, renewAfter := range []time.Duration{0, time.Minute, forever} {
-		data, renewed, err := unpackLoad(s.Load(bg, "nope", time.Hour, renewAfter))
+	for _, ttl := range []time.Duration{0, time.Minute, forever} {
+		data, renewed, err := unpackLoad(s.Load(bg, "nope", ttl))
 		if !errors.Is(err, sessionstore.ErrNotFound) || data != "" || renewed {
-			t.Errorf("Load(missing, renewAfter %v) = %q, %v, %v; want sessionstore.ErrNotFound", renewAfter, data, renewed, err)
+			t.Errorf("Load(missing, ttl %v) = %q, %v, %v; want sessionstore.ErrNotFound", ttl, data, renewed, err)
 		}
 	}
 	wantLen(t, s, 0)
@@ -362,6 +373,7 @@ func TestMemExpiry(t *testing.T) {
 		found   bool
 	}{
 		{"fresh", 0, true},
+		{"renewal due", ttl / sessionstore.RenewFraction, true},
 		{"just before expiry", ttl - time.Nanosecond, true},
 		{"at expiry", ttl, false},
 		{"after expiry", ttl + time.Nanosecond, false},
@@ -373,15 +385,17 @@ func TestMemExpiry(t *testing.T) {
 			mustPatch(t, s, "k", ttl, `{"a":1}`)
 			c.advance(tt.elapsed)
 
-			// Every read path agrees on whether the entry is there.
-			for _, renewAfter := range []time.Duration{0, time.Nanosecond, forever} {
-				data, _, err := unpackLoad(s.Load(bg, "k", ttl, renewAfter))
+			// Every read path agrees on whether the entry is there: the
+			// renewing one (ttl, due from a tenth of it on) and the pure
+			// read (forever, never due).
+			for _, loadTTL := range []time.Duration{ttl, forever} {
+				data, _, err := unpackLoad(s.Load(bg, "k", loadTTL))
 				if tt.found {
 					if err != nil || data != `{"a":1}` {
-						t.Errorf("Load(renewAfter %v) = %q, %v; want data", renewAfter, data, err)
+						t.Errorf("Load(ttl %v) = %q, %v; want data", loadTTL, data, err)
 					}
 				} else if !errors.Is(err, sessionstore.ErrNotFound) || data != "" {
-					t.Errorf("Load(renewAfter %v) = %q, %v; want sessionstore.ErrNotFound", renewAfter, data, err)
+					t.Errorf("Load(ttl %v) = %q, %v; want sessionstore.ErrNotFound", loadTTL, data, err)
 				}
 			}
 			data, err := s.Patch(bg, "k", []string{`{"b":2}`}, sessionstore.PatchOptions{TTL: ttl, Create: false})
@@ -405,12 +419,13 @@ func TestMemExpiry(t *testing.T) {
 }
 
 func TestMemExpiredNotRenewedByLoad(t *testing.T) {
-	// A Load that would renew must not bring an expired entry back.
+	// A Load that would renew (a minute is past the renewal interval of
+	// the ttl) must not bring an expired entry back.
 	s, c := newTestStore(t, 0)
 	mustPatch(t, s, "k", time.Minute, `{"a":1}`)
 	c.advance(time.Minute)
-	if _, renewed, err := unpackLoad(s.Load(bg, "k", time.Hour, 0)); !errors.Is(err, sessionstore.ErrNotFound) || renewed {
-		t.Fatalf("Load(expired, renewAfter 0) = %v, %v; want sessionstore.ErrNotFound", renewed, err)
+	if _, renewed, err := unpackLoad(s.Load(bg, "k", time.Minute)); !errors.Is(err, sessionstore.ErrNotFound) || renewed {
+		t.Fatalf("Load(expired, renewal due) = %v, %v; want sessionstore.ErrNotFound", renewed, err)
 	}
 	e, ok := entryOf(s, "k")
 	if !ok || e.expires != testEpoch+int64(time.Minute) {
@@ -423,15 +438,16 @@ func TestMemTTLZeroNeverExpires(t *testing.T) {
 	mustPatch(t, s, "k", 0, `{"a":1}`)
 	for _, step := range []time.Duration{time.Hour, 24 * time.Hour, 100 * 365 * 24 * time.Hour} {
 		c.advance(step)
-		wantFound(t, s, "k", `{"a":1}`)
+		wantHeld(t, s, "k", `{"a":1}`)
 	}
 	if n := s.sweep(); n != 0 {
 		t.Errorf("sweep dropped %d permanent entries", n)
 	}
 	wantLen(t, s, 1)
-	// Renewing a permanent entry with ttl 0 keeps it permanent.
-	if _, renewed, err := unpackLoad(s.Load(bg, "k", 0, 0)); err != nil || !renewed {
-		t.Fatalf("Load(renewAfter 0) = %v, %v", renewed, err)
+	// Renewing a permanent entry (due: a century is past its renewal
+	// interval) with ttl 0 keeps it permanent.
+	if _, renewed, err := unpackLoad(s.Load(bg, "k", 0)); err != nil || !renewed {
+		t.Fatalf("Load(ttl 0) = %v, %v", renewed, err)
 	}
 	if e, _ := entryOf(s, "k"); e.expires != math.MaxInt64 {
 		t.Errorf("expires = %d, want MaxInt64", e.expires)
@@ -454,13 +470,16 @@ func TestMemHugeTTL(t *testing.T) {
 			if err := s.Rename(bg, "r", "r2", ttl); err != nil {
 				t.Fatal(err)
 			}
-			mustPatch(t, s, "l", time.Hour, `{"a":1}`)
-			if _, renewed, err := unpackLoad(s.Load(bg, "l", ttl, 0)); err != nil || !renewed {
+			// A Load renews with ttl once a tenth of it has passed:
+			// l is permanent until then, so it lives to see it.
+			mustPatch(t, s, "l", 0, `{"a":1}`)
+			c.advance(sessionstore.RenewInterval(ttl))
+			if _, renewed, err := unpackLoad(s.Load(bg, "l", ttl)); err != nil || !renewed {
 				t.Fatalf("Load = %v, %v", renewed, err)
 			}
 			c.advance(24 * time.Hour)
 			for _, k := range []string{"p", "r2", "l"} {
-				wantFound(t, s, k, `{"a":1}`)
+				wantHeld(t, s, k, `{"a":1}`)
 			}
 			if n := s.sweep(); n != 0 {
 				t.Errorf("sweep dropped %d entries", n)
@@ -470,12 +489,14 @@ func TestMemHugeTTL(t *testing.T) {
 }
 
 // TestMemLoadRenewal walks one entry through a series of loads. Times are
-// offsets from the entry's creation.
+// offsets from the entry's creation. The entry's ttl is 10m, so its
+// renewal is due a minute after the last one; a step that loads with
+// forever instead is a pure read (see forever).
 func TestMemLoadRenewal(t *testing.T) {
 	const ttl = 10 * time.Minute
 	type step struct {
 		at          time.Duration
-		renewAfter  time.Duration
+		loadTTL     time.Duration // ttl, or forever for a pure read
 		found       bool
 		renewed     bool
 		wantExpires time.Duration // offset; checked when found
@@ -485,30 +506,30 @@ func TestMemLoadRenewal(t *testing.T) {
 		steps []step
 	}{
 		{"not due is a pure read", []step{
-			{1 * time.Minute, 2 * time.Minute, true, false, ttl},
-			{2*time.Minute - 1, 2 * time.Minute, true, false, ttl},
+			{30 * time.Second, ttl, true, false, ttl},
+			{time.Minute - 1, ttl, true, false, ttl},
 			{9 * time.Minute, forever, true, false, ttl},
 			{ttl, forever, false, false, 0}, // never renewed: gone at the original expiry
 		}},
 		{"due renews", []step{
-			{2 * time.Minute, 2 * time.Minute, true, true, 2*time.Minute + ttl},
-			{2 * time.Minute, 2 * time.Minute, true, false, 2*time.Minute + ttl}, // just renewed
-			{4*time.Minute - 1, 2 * time.Minute, true, false, 2*time.Minute + ttl},
-			{4 * time.Minute, 2 * time.Minute, true, true, 4*time.Minute + ttl},
+			{time.Minute, ttl, true, true, time.Minute + ttl},
+			{time.Minute, ttl, true, false, time.Minute + ttl}, // just renewed
+			{2*time.Minute - 1, ttl, true, false, time.Minute + ttl},
+			{2 * time.Minute, ttl, true, true, 2*time.Minute + ttl},
 			// Past the original expiry, and the first renewal's.
-			{12*time.Minute + 30*time.Second, forever, true, false, 4*time.Minute + ttl},
-			{14*time.Minute - 1, forever, true, false, 4*time.Minute + ttl},
-			{14 * time.Minute, forever, false, false, 0},
+			{11*time.Minute + 30*time.Second, forever, true, false, 2*time.Minute + ttl},
+			{12*time.Minute - 1, forever, true, false, 2*time.Minute + ttl},
+			{12 * time.Minute, forever, false, false, 0},
 		}},
-		{"renewAfter zero always renews", []step{
-			{0, 0, true, true, ttl},
-			{0, 0, true, true, ttl},
-			{time.Second, 0, true, true, time.Second + ttl},
+		{"each interval renews", []step{
+			{time.Minute, ttl, true, true, time.Minute + ttl},
+			{2 * time.Minute, ttl, true, true, 2*time.Minute + ttl},
+			{3 * time.Minute, ttl, true, true, 3*time.Minute + ttl},
 		}},
 		{"renewing at the last moment", []step{
-			{ttl - 1, time.Minute, true, true, ttl - 1 + ttl},
+			{ttl - 1, ttl, true, true, ttl - 1 + ttl},
 			{2*ttl - 2, forever, true, false, 2*ttl - 1},
-			{2*ttl - 1, time.Minute, false, false, 0},
+			{2*ttl - 1, ttl, false, false, 0},
 		}},
 	}
 	for _, tt := range tests {
@@ -518,7 +539,7 @@ func TestMemLoadRenewal(t *testing.T) {
 			mustPatch(t, s, "k", ttl, `{"a":1}`)
 			for i, st := range tt.steps {
 				c.ns.Store(start + int64(st.at))
-				data, renewed, err := unpackLoad(s.Load(bg, "k", ttl, st.renewAfter))
+				data, renewed, err := unpackLoad(s.Load(bg, "k", st.loadTTL))
 				if !st.found {
 					if !errors.Is(err, sessionstore.ErrNotFound) {
 						t.Fatalf("step %d at %v: Load = %q, %v; want sessionstore.ErrNotFound", i, st.at, data, err)
@@ -549,9 +570,10 @@ func TestMemPatchFreshLifetime(t *testing.T) {
 	mustPatch(t, s, "k", ttl, `{"b":2}`)
 	c.advance(8 * time.Minute) // 16m: past the first lifetime
 	wantFound(t, s, "k", `{"a":1,"b":2}`)
-	// The patch counts as a renewal: a load soon after does not renew.
-	if _, renewed, err := unpackLoad(s.Load(bg, "k", ttl, 9*time.Minute)); err != nil || renewed {
-		t.Errorf("Load 8m after a patch with renewAfter 9m = %v, %v; want no renewal", renewed, err)
+	// The patch counts as a renewal: a load before its renewal interval
+	// (9m, for a ttl of 90m) has passed since does not renew.
+	if _, renewed, err := unpackLoad(s.Load(bg, "k", 90*time.Minute)); err != nil || renewed {
+		t.Errorf("Load 8m after a patch with a renewal interval of 9m = %v, %v; want no renewal", renewed, err)
 	}
 	c.advance(2*time.Minute - 1)
 	wantFound(t, s, "k", `{"a":1,"b":2}`)
@@ -826,9 +848,10 @@ func TestMemCapEvictsNearestExpiry(t *testing.T) {
 	}
 
 	// A renewal moves an entry away from eviction: c2 (expiring at 20m)
-	// is next, unless renewed to beyond the others.
-	c.advance(time.Minute)
-	if _, renewed, err := unpackLoad(s.Load(bg, "c2", time.Hour, 0)); err != nil || !renewed {
+	// is next, unless renewed to beyond the others. Renewal with a ttl of
+	// an hour is due 6m after the rename.
+	c.advance(6 * time.Minute)
+	if _, renewed, err := unpackLoad(s.Load(bg, "c2", time.Hour)); err != nil || !renewed {
 		t.Fatalf("Load = %v, %v", renewed, err)
 	}
 	mustPatch(t, s, "e", 50*time.Minute, `{"k":"e"}`)
@@ -867,7 +890,8 @@ func TestMemCapPermanentEntries(t *testing.T) {
 	step()
 	mustPatch(t, s, "p2", 0, `{"a":1}`)
 	step()
-	mustPatch(t, s, "e2", 2*time.Hour, `{"a":1}`) // evicts e1: expiring before permanent
+	// e2 outlives the wait for p1's renewal below.
+	mustPatch(t, s, "e2", 100*24*time.Hour, `{"a":1}`) // evicts e1: expiring before permanent
 	held := func(want ...string) {
 		t.Helper()
 		wantLen(t, s, len(want))
@@ -879,8 +903,8 @@ func TestMemCapPermanentEntries(t *testing.T) {
 	}
 	held("p1", "p2", "e2")
 
-	step()
-	if _, renewed, err := unpackLoad(s.Load(bg, "p1", 0, 0)); err != nil || !renewed { // p1 now renewed after p2
+	c.advance(sessionstore.PermanentRenewInterval)                                  // p1's renewal is due
+	if _, renewed, err := unpackLoad(s.Load(bg, "p1", 0)); err != nil || !renewed { // p1 now renewed after p2
 		t.Fatalf("Load(p1) = %v, %v", renewed, err)
 	}
 	step()
@@ -991,7 +1015,11 @@ func TestMemConcurrentPatchesOfOneSession(t *testing.T) {
 					return
 				}
 				if i%5 == 0 {
-					if _, _, err := unpackLoad(s.Load(bg, "session", time.Hour, 0)); err != nil {
+					// A ttl under 10ns has a renewal interval of 0: every
+					// such load renews, taking the write lock alongside
+					// the patches. The clock stands still, so the
+					// lifetime it gives never runs out.
+					if _, _, err := unpackLoad(s.Load(bg, "session", 9*time.Nanosecond)); err != nil {
 						t.Errorf("Load: %v", err)
 					}
 				}
@@ -1030,7 +1058,7 @@ func TestMemConcurrentLoadsRenewOnce(t *testing.T) {
 	sh := s.shardOf(s.hash("k"))
 	const loaders = 32
 	for round := 0; round < 5; round++ {
-		c.advance(2 * time.Minute) // due; the clock stays put during the round
+		c.advance(sessionstore.RenewInterval(time.Hour)) // due; the clock stays put during the round
 		var renewals atomic.Int32
 		var started, wg sync.WaitGroup
 		sh.mu.Lock()
@@ -1040,7 +1068,7 @@ func TestMemConcurrentLoadsRenewOnce(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				started.Done()
-				data, renewed, err := unpackLoad(s.Load(bg, "k", time.Hour, time.Minute))
+				data, renewed, err := unpackLoad(s.Load(bg, "k", time.Hour))
 				if err != nil || data != `{"a":1}` {
 					t.Errorf("Load = %q, %v", data, err)
 				}
@@ -1097,7 +1125,7 @@ func TestMemConcurrentMixed(t *testing.T) {
 						ttl := ttls[r.Intn(len(ttls))]
 						switch op := r.Intn(100); {
 						case op < 35:
-							data, _, err := unpackLoad(s.Load(bg, k, ttl, time.Duration(r.Intn(3))*time.Second))
+							data, _, err := unpackLoad(s.Load(bg, k, ttl))
 							if err == nil {
 								checkCanonical(t, data)
 							} else if !errors.Is(err, sessionstore.ErrNotFound) {
@@ -1174,12 +1202,13 @@ func (m *model) renew(e *modelEntry, now int64, ttl time.Duration) {
 	}
 }
 
-func (m *model) load(now int64, key string, ttl, renewAfter time.Duration) (string, bool, error) {
+func (m *model) load(now int64, key string, ttl time.Duration) (string, bool, error) {
 	e, ok := m.entries[key]
 	if !ok || e.expires <= now {
 		return "", false, sessionstore.ErrNotFound
 	}
-	if now-e.renewed >= int64(renewAfter) {
+	// The model's entries have no own expiry: the ttl is their lifetime.
+	if now-e.renewed >= int64(sessionstore.RenewInterval(ttl)) {
 		m.renew(e, now, ttl)
 		return e.data, true, nil
 	}
@@ -1291,10 +1320,10 @@ func testMemRandomAgainstModel(t *testing.T, s *memStore, c *fakeClock, seed int
 				var desc string
 				switch op := r.Intn(100); {
 				case op < 30:
-					k, ttl, ra := key(), ttls[r.Intn(len(ttls))], time.Duration(r.Intn(4))*time.Second
-					desc = fmt.Sprintf("Load(%s, %v, %v)", k, ttl, ra)
-					d1, r1, e1 := unpackLoad(s.Load(bg, k, ttl, ra))
-					d2, r2, e2 := m.load(now, k, ttl, ra)
+					k, ttl := key(), ttls[r.Intn(len(ttls))]
+					desc = fmt.Sprintf("Load(%s, %v)", k, ttl)
+					d1, r1, e1 := unpackLoad(s.Load(bg, k, ttl))
+					d2, r2, e2 := m.load(now, k, ttl)
 					if d1 != d2 || r1 != r2 || !errors.Is(e1, e2) {
 						t.Fatalf("op %d %s = %q, %v, %v; model %q, %v, %v", i, desc, d1, r1, e1, d2, r2, e2)
 					}
@@ -1366,7 +1395,7 @@ func TestMemRandomHeapWithCap(t *testing.T) {
 		switch op := r.Intn(100); {
 		case op < 25:
 			desc = "Load"
-			unpackLoad(s.Load(bg, k, ttl, time.Duration(r.Intn(3))*time.Second))
+			unpackLoad(s.Load(bg, k, ttl))
 		case op < 70:
 			desc = "Patch"
 			if _, err := s.Patch(bg, k, []string{fmt.Sprintf(`{"i":%d}`, i)}, sessionstore.PatchOptions{TTL: ttl, Create: true}); err != nil {
@@ -1707,7 +1736,7 @@ func TestMemoryStoreSharedThroughPool(t *testing.T) {
 	if _, err := m1.Patch(bg, "sess", []string{`{"user":"bob"}`}, sessionstore.PatchOptions{TTL: time.Hour, Create: true}); err != nil {
 		t.Fatal(err)
 	}
-	data, _, err := unpackLoad(m2.Load(bg, "sess", time.Hour, time.Minute))
+	data, _, err := unpackLoad(m2.Load(bg, "sess", time.Hour))
 	if err != nil || data != `{"user":"bob"}` {
 		t.Fatalf("Load through the other = %q, %v", data, err)
 	}
@@ -1727,7 +1756,7 @@ func TestMemoryStoreSharedThroughPool(t *testing.T) {
 		t.Fatal("store stopped while still in use")
 	default:
 	}
-	data, _, err = unpackLoad(m2.Load(bg, "sess", time.Hour, time.Minute))
+	data, _, err = unpackLoad(m2.Load(bg, "sess", time.Hour))
 	if err != nil || data != `{"user":"bob"}` {
 		t.Fatalf("Load after the other's Cleanup = %q, %v", data, err)
 	}
@@ -1768,7 +1797,7 @@ func TestMemoryStoreSharedThroughPool(t *testing.T) {
 	if n := m3.Len(); n != 0 {
 		t.Errorf("new store Len() = %d, want 0", n)
 	}
-	if _, _, err := unpackLoad(m3.Load(bg, "left", time.Hour, time.Minute)); !errors.Is(err, sessionstore.ErrNotFound) {
+	if _, _, err := unpackLoad(m3.Load(bg, "left", time.Hour)); !errors.Is(err, sessionstore.ErrNotFound) {
 		t.Errorf("Load from the new store = %v, want sessionstore.ErrNotFound", err)
 	}
 }
@@ -1790,7 +1819,7 @@ func TestMemoryStoreNames(t *testing.T) {
 	if _, err := a.Patch(bg, "k", []string{`{"a":1}`}, sessionstore.PatchOptions{TTL: time.Hour, Create: true}); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := unpackLoad(b.Load(bg, "k", time.Hour, time.Minute)); !errors.Is(err, sessionstore.ErrNotFound) {
+	if _, _, err := unpackLoad(b.Load(bg, "k", time.Hour)); !errors.Is(err, sessionstore.ErrNotFound) {
 		t.Errorf("another name's store sees the session: %v", err)
 	}
 }
