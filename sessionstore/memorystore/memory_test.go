@@ -242,87 +242,6 @@ func keysInShards(s *memStore, prefix string, n int, same bool) []string {
 	return keys
 }
 
-func TestMemLoadMissing(t *testing.T) {
-	s, _ := newTestStore(t, 0)
-	for _, ttl := range []time.Duration{0, time.Minute, forever} {
-		data, renewed, err := unpackLoad(s.Load(bg, "nope", ttl))
-		if !errors.Is(err, sessionstore.ErrNotFound) || data != "" || renewed {
-			t.Errorf("Load(missing, ttl %v) = %q, %v, %v; want sessionstore.ErrNotFound", ttl, data, renewed, err)
-		}
-	}
-	wantLen(t, s, 0)
-}
-
-func TestMemPatchNoCreate(t *testing.T) {
-	s, _ := newTestStore(t, 0)
-	data, err := s.Patch(bg, "k", []string{`{"a":1}`}, sessionstore.PatchOptions{TTL: time.Hour, Create: false})
-	if !errors.Is(err, sessionstore.ErrNotFound) || data != "" {
-		t.Fatalf("Patch(missing, create=false) = %q, %v; want sessionstore.ErrNotFound", data, err)
-	}
-	wantLen(t, s, 0)
-	wantGone(t, s, "k")
-	checkInvariants(t, s)
-
-	// On an existing key it patches.
-	mustPatch(t, s, "k", time.Hour, `{"a":1}`)
-	data, err = s.Patch(bg, "k", []string{`{"b":2}`}, sessionstore.PatchOptions{TTL: time.Hour, Create: false})
-	if err != nil || data != `{"a":1,"b":2}` {
-		t.Fatalf("Patch(existing, create=false) = %q, %v", data, err)
-	}
-	wantFound(t, s, "k", `{"a":1,"b":2}`)
-
-	// After Delete it is missing again.
-	if err := s.Delete(bg, "k"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.Patch(bg, "k", []string{`{"a":1}`}, sessionstore.PatchOptions{TTL: time.Hour, Create: false}); !errors.Is(err, sessionstore.ErrNotFound) {
-		t.Errorf("Patch(deleted, create=false) = %v, want sessionstore.ErrNotFound", err)
-	}
-	wantLen(t, s, 0)
-}
-
-func TestMemPatch(t *testing.T) {
-	tests := []struct {
-		name     string
-		initial  []string // patches that create the entry first; nil for none
-		patches  []string
-		want     string // returned data
-		wantKept bool   // whether the key is stored afterwards
-	}{
-		{"create", nil, []string{`{"user":"bob"}`}, `{"user":"bob"}`, true},
-		{"create canonicalizes", nil, []string{`{"b": "é", "a": [1, 2]}`}, `{"a":[1,2],"b":"\u00e9"}`, true},
-		{"create several patches", nil, []string{`{"a":1}`, `{"b":2}`, `{"a":null}`}, `{"b":2}`, true},
-		{"merge into existing", []string{`{"a":1,"n":{"x":1}}`}, []string{`{"n":{"y":2}}`}, `{"a":1,"n":{"x":1,"y":2}}`, true},
-		{"create empty stores nothing", nil, []string{`{}`}, `{}`, false},
-		{"create only nulls stores nothing", nil, []string{`{"a":null}`}, `{}`, false},
-		{"emptying deletes", []string{`{"a":1,"b":2}`}, []string{`{"a":null,"b":null}`}, `{}`, false},
-		{"emptying over two patches deletes", []string{`{"a":1}`}, []string{`{"b":2}`, `{"a":null,"b":null}`}, `{}`, false},
-		{"empty patch on existing keeps", []string{`{"a":1}`}, []string{`{}`}, `{"a":1}`, true},
-		{"no patches on existing keeps", []string{`{"a":1}`}, nil, `{"a":1}`, true},
-		{"no patches on missing stores nothing", nil, nil, `{}`, false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			s, _ := newTestStore(t, 0)
-			if tt.initial != nil {
-				mustPatch(t, s, "k", time.Hour, tt.initial...)
-			}
-			got := mustPatch(t, s, "k", time.Hour, tt.patches...)
-			if got != tt.want {
-				t.Errorf("Patch = %s, want %s", got, tt.want)
-			}
-			if tt.wantKept {
-				wantFound(t, s, "k", tt.want)
-				wantLen(t, s, 1)
-			} else {
-				wantGone(t, s, "k")
-				wantLen(t, s, 0)
-			}
-			checkInvariants(t, s)
-		})
-	}
-}
-
 func TestMemPatchInvalidChangesNothing(t *testing.T) {
 	s, _ := newTestStore(t, 0)
 	mustPatch(t, s, "k", time.Hour, `{"a":1}`)
@@ -560,56 +479,6 @@ func TestMemLoadRenewal(t *testing.T) {
 			checkInvariants(t, s)
 		})
 	}
-}
-
-func TestMemPatchFreshLifetime(t *testing.T) {
-	const ttl = 10 * time.Minute
-	s, c := newTestStore(t, 0)
-	mustPatch(t, s, "k", ttl, `{"a":1}`)
-	c.advance(8 * time.Minute)
-	mustPatch(t, s, "k", ttl, `{"b":2}`)
-	c.advance(8 * time.Minute) // 16m: past the first lifetime
-	wantFound(t, s, "k", `{"a":1,"b":2}`)
-	// The patch counts as a renewal: a load before its renewal interval
-	// (9m, for a ttl of 90m) has passed since does not renew.
-	if _, renewed, err := unpackLoad(s.Load(bg, "k", 90*time.Minute)); err != nil || renewed {
-		t.Errorf("Load 8m after a patch with a renewal interval of 9m = %v, %v; want no renewal", renewed, err)
-	}
-	c.advance(2*time.Minute - 1)
-	wantFound(t, s, "k", `{"a":1,"b":2}`)
-	c.advance(1) // 18m: 10m after the patch
-	wantGone(t, s, "k")
-
-	// A patch with ttl 0 makes the entry permanent, and back.
-	mustPatch(t, s, "p", ttl, `{"a":1}`)
-	mustPatch(t, s, "p", 0, `{"a":2}`)
-	c.advance(1000 * time.Hour)
-	wantFound(t, s, "p", `{"a":2}`)
-	mustPatch(t, s, "p", time.Minute, `{"a":3}`)
-	c.advance(time.Minute)
-	wantGone(t, s, "p")
-	checkInvariants(t, s)
-}
-
-func TestMemDelete(t *testing.T) {
-	s, _ := newTestStore(t, 0)
-	if err := s.Delete(bg, "missing"); err != nil {
-		t.Errorf("Delete(missing) = %v", err)
-	}
-	wantLen(t, s, 0)
-	mustPatch(t, s, "a", time.Hour, `{"x":1}`)
-	mustPatch(t, s, "b", time.Hour, `{"x":2}`)
-	if err := s.Delete(bg, "a"); err != nil {
-		t.Fatal(err)
-	}
-	wantGone(t, s, "a")
-	wantFound(t, s, "b", `{"x":2}`)
-	wantLen(t, s, 1)
-	if err := s.Delete(bg, "a"); err != nil {
-		t.Errorf("Delete twice = %v", err)
-	}
-	wantLen(t, s, 1)
-	checkInvariants(t, s)
 }
 
 func TestMemDeleteExpired(t *testing.T) {
@@ -996,56 +865,6 @@ func TestMemEvictionLog(t *testing.T) {
 	if got := entries[0].ContextMap()["evicted"]; got != int64(3) {
 		t.Errorf("evicted = %v, want 3 (two held back and this one)", got)
 	}
-}
-
-func TestMemConcurrentPatchesOfOneSession(t *testing.T) {
-	s, _ := newTestStore(t, 0)
-	const workers, perWorker = 32, 20
-	start := make(chan struct{})
-	var wg sync.WaitGroup
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func(w int) {
-			defer wg.Done()
-			<-start
-			for i := 0; i < perWorker; i++ {
-				p := fmt.Sprintf(`{"w%d_%d":%d}`, w, i, i)
-				if _, err := s.Patch(bg, "session", []string{p}, sessionstore.PatchOptions{TTL: time.Hour, Create: true}); err != nil {
-					t.Errorf("Patch: %v", err)
-					return
-				}
-				if i%5 == 0 {
-					// A ttl under 10ns has a renewal interval of 0: every
-					// such load renews, taking the write lock alongside
-					// the patches. The clock stands still, so the
-					// lifetime it gives never runs out.
-					if _, _, err := unpackLoad(s.Load(bg, "session", 9*time.Nanosecond)); err != nil {
-						t.Errorf("Load: %v", err)
-					}
-				}
-			}
-		}(w)
-	}
-	close(start)
-	waitOrFail(t, &wg, 30*time.Second)
-
-	data := peek(t, s, "session")
-	var got map[string]int
-	if err := json.Unmarshal([]byte(data), &got); err != nil {
-		t.Fatalf("stored data %q: %v", data, err)
-	}
-	if len(got) != workers*perWorker {
-		t.Errorf("stored %d keys, want %d: patches were lost", len(got), workers*perWorker)
-	}
-	for w := 0; w < workers; w++ {
-		for i := 0; i < perWorker; i++ {
-			if v, ok := got[fmt.Sprintf("w%d_%d", w, i)]; !ok || v != i {
-				t.Errorf("key w%d_%d = %d, %v", w, i, v, ok)
-			}
-		}
-	}
-	wantLen(t, s, 1)
-	checkInvariants(t, s)
 }
 
 // TestMemConcurrentLoadsRenewOnce has many loads find one entry due for

@@ -31,50 +31,6 @@ func provision(t *testing.T, s *RedisStore) *RedisStore {
 
 var bg = context.Background()
 
-func TestStoreOperations(t *testing.T) {
-	srv := redistest.Start(t)
-	rc := srv.Client()
-	s := provision(t, &RedisStore{Address: []string{srv.URL()}})
-
-	if _, _, err := unpackLoad(s.Load(bg, "session:a", time.Hour)); !errors.Is(err, sessionstore.ErrNotFound) {
-		t.Fatalf("Load of a missing key: %v, want ErrNotFound", err)
-	}
-	if _, err := s.Patch(bg, "session:a", []string{`{"x":1}`}, sessionstore.PatchOptions{TTL: time.Hour, Create: false}); !errors.Is(err, sessionstore.ErrNotFound) {
-		t.Fatalf("Patch create=false of a missing key: %v", err)
-	}
-	if n := rc.Exists(bg, "session:a").Val(); n != 0 {
-		t.Fatal("Patch create=false wrote the key")
-	}
-
-	data, err := s.Patch(bg, "session:a", []string{`{"user":"ann","n":12345678901234567890}`, `{"é":"ü"}`}, sessionstore.PatchOptions{TTL: time.Hour, Create: true})
-	if err != nil || data != `{"n":12345678901234567890,"user":"ann","\u00e9":"\u00fc"}` {
-		t.Fatalf("Patch = %q, %v", data, err)
-	}
-	// What is stored is exactly that, with the TTL: sanic_session's layout.
-	if got := rc.Get(bg, "session:a").Val(); got != data {
-		t.Errorf("stored %q, want %q", got, data)
-	}
-	if ttl := rc.TTL(bg, "session:a").Val(); ttl < 59*time.Minute || ttl > time.Hour {
-		t.Errorf("TTL %v, want about 1h", ttl)
-	}
-
-	got, renewed, err := unpackLoad(s.Load(bg, "session:a", time.Hour))
-	if err != nil || got != data || renewed {
-		t.Errorf("Load = %q, %v, %v; want the data, not renewed", got, renewed, err)
-	}
-
-	if _, err := s.Patch(bg, "session:a", []string{`{"user":null,"n":null,"é":null}`}, sessionstore.PatchOptions{TTL: time.Hour, Create: false}); err != nil {
-		t.Fatal(err)
-	}
-	if n := rc.Exists(bg, "session:a").Val(); n != 0 {
-		t.Error("a patch that empties the session left the key")
-	}
-
-	if err := s.Delete(bg, "session:missing"); err != nil {
-		t.Errorf("Delete of a missing key: %v", err)
-	}
-}
-
 func TestLoadRenewsTTLOnlyWhenDue(t *testing.T) {
 	srv := redistest.Start(t)
 	rc := srv.Client()
@@ -167,6 +123,34 @@ func TestSanicSessionLayoutBothWays(t *testing.T) {
 	if got := rc.Get(bg, "session:0123456789abcdef0123456789abcdef").Val(); got != `{"n":1,"roles":["a","b"],"user":"zo\u00eb"}` {
 		t.Errorf("stored %q", got)
 	}
+	if ttl := rc.TTL(bg, "session:0123456789abcdef0123456789abcdef").Val(); ttl < 59*time.Minute || ttl > time.Hour {
+		t.Errorf("TTL %v, want about 1h", ttl)
+	}
+	// A session it creates is that too: one key, the canonical data, the
+	// TTL, and nothing beside it.
+	data, err = s.Patch(bg, "session:new", []string{`{"user":"ann","n":12345678901234567890}`, `{"é":"ü"}`}, sessionstore.PatchOptions{TTL: time.Hour, Create: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := rc.Get(bg, "session:new").Val(); got != data || got != `{"n":12345678901234567890,"user":"ann","\u00e9":"\u00fc"}` {
+		t.Errorf("stored %q, returned %q", got, data)
+	}
+	if ttl := rc.TTL(bg, "session:new").Val(); ttl < 59*time.Minute || ttl > time.Hour {
+		t.Errorf("TTL %v, want about 1h", ttl)
+	}
+	if keys := rc.Keys(bg, "*new*").Val(); len(keys) != 1 {
+		t.Errorf("a new session has keys %v, want only session:new", keys)
+	}
+	// Create=false writes no key; a patch that empties a session removes it.
+	if _, err := s.Patch(bg, "session:none", []string{`{"x":1}`}, sessionstore.PatchOptions{TTL: time.Hour}); !errors.Is(err, sessionstore.ErrNotFound) {
+		t.Fatalf("Patch create=false of a missing key: %v", err)
+	}
+	if _, err := s.Patch(bg, "session:new", []string{`{"user":null,"n":null,"é":null}`}, sessionstore.PatchOptions{TTL: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	if keys := rc.Keys(bg, "*").Val(); len(keys) != 1 {
+		t.Errorf("keys %v, want only the sanic_session one", keys)
+	}
 
 	// Data that is not a JSON object is an error, and stays as it was.
 	rc.Set(bg, "session:bad", `not json`, time.Hour)
@@ -178,30 +162,6 @@ func TestSanicSessionLayoutBothWays(t *testing.T) {
 	}
 	if got := rc.Get(bg, "session:bad").Val(); got != "not json" {
 		t.Errorf("corrupt data was overwritten: %q", got)
-	}
-}
-
-func TestRenameMovesKeyAndTTL(t *testing.T) {
-	srv := redistest.Start(t)
-	rc := srv.Client()
-	s := provision(t, &RedisStore{Address: []string{srv.URL()}})
-	if _, err := s.Patch(bg, "session:old", []string{`{"a":1}`}, sessionstore.PatchOptions{TTL: time.Hour, Create: true}); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Rename(bg, "session:old", "session:new", 2*time.Hour); err != nil {
-		t.Fatal(err)
-	}
-	if rc.Exists(bg, "session:old").Val() != 0 {
-		t.Error("the old key is still there")
-	}
-	if got := rc.Get(bg, "session:new").Val(); got != `{"a":1}` {
-		t.Errorf("new key holds %q", got)
-	}
-	if ttl := rc.TTL(bg, "session:new").Val(); ttl < 119*time.Minute {
-		t.Errorf("new key TTL %v, want about 2h", ttl)
-	}
-	if err := s.Rename(bg, "session:gone", "session:x", time.Hour); !errors.Is(err, sessionstore.ErrNotFound) {
-		t.Errorf("Rename of a missing key: %v", err)
 	}
 }
 
@@ -492,21 +452,6 @@ func TestMetaKeptBesideOnlyWhenAsked(t *testing.T) {
 	}
 	if e, _ := s.Load(bg, "session:p", time.Hour); e.Meta.Expiry != sessionstore.Permanent {
 		t.Errorf("own permanent expiry read back as %v", e.Meta.Expiry)
-	}
-}
-
-func TestMaxSizeRefusedAtomically(t *testing.T) {
-	srv := redistest.Start(t)
-	s := provision(t, &RedisStore{Address: []string{srv.URL()}})
-	if _, err := s.Patch(bg, "session:sz", []string{`{"a":1}`}, sessionstore.PatchOptions{TTL: time.Hour, Create: true, MaxSize: 20}); err != nil {
-		t.Fatal(err)
-	}
-	_, err := s.Patch(bg, "session:sz", []string{`{"b":"0123456789"}`}, sessionstore.PatchOptions{TTL: time.Hour, MaxSize: 20})
-	if !errors.Is(err, sessionstore.ErrTooLarge) {
-		t.Fatalf("over max size: %v", err)
-	}
-	if got := srv.Client().Get(bg, "session:sz").Val(); got != `{"a":1}` {
-		t.Errorf("data after a refused change: %q", got)
 	}
 }
 
