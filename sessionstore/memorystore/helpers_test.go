@@ -27,6 +27,12 @@ var testEpoch = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC).UnixNano()
 func (c *fakeClock) now() int64              { return c.ns.Load() }
 func (c *fakeClock) advance(d time.Duration) { c.ns.Add(int64(d)) }
 
+// newMemStore makes a store without a file and starts its sweeper, which
+// runs every sweepInterval until Destruct.
+func newMemStore(maxSessions int, sweepInterval time.Duration, logger *zap.Logger) *memStore {
+	return newPersistentMemStore(maxSessions, sweepInterval, logger, "", 0)
+}
+
 // newTestStore returns a store on a fake clock whose sweeper never runs on
 // its own (the tests call sweep), and stops it when the test ends.
 func newTestStore(t *testing.T, maxSessions int) (*memStore, *fakeClock) {

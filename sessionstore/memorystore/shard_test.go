@@ -35,7 +35,7 @@ func TestMemShardFullLosesNothing(t *testing.T) {
 		t.Fatalf("after the refused Rename, k = %s, want it as it was", got)
 	}
 	// Longer data goes to the end of the arena; the next change needs the
-	// garbage back, which makeRoom compacts for.
+	// garbage back, which ensureArenaFits compacts for.
 	for _, p := range []string{`{"a":"xx"}`, `{"a":"yy"}`, `{"a":"zz"}`} {
 		if got := mustPatch(t, s, "k", time.Hour, p); got != p {
 			t.Fatalf("Patch(%s) = %s", p, got)
@@ -112,7 +112,9 @@ func TestExpiryHeapOrder(t *testing.T) {
 		if r.Intn(5) == 0 {
 			e.expires = math.MaxInt64
 		}
-		all[sh.insert(uint64(i), fmt.Sprint(i), "{}", e)] = true
+		sh.insert(uint64(i), fmt.Sprint(i), "{}", e)
+		slot, _ := sh.find(uint64(i), fmt.Sprint(i))
+		all[slot] = true
 	}
 	slots := func() []uint32 {
 		var l []uint32

@@ -333,14 +333,14 @@ func testCreatedOnce(t *testing.T, h Harness) {
 }
 
 func testOwnExpiry(t *testing.T, h Harness) {
-	own := 3 * h.TTL
-	h.patch(t, "k", sessionstore.PatchOptions{TTL: h.TTL, Create: true, Expiry: own}, `{"a":1}`)
+	ownExpiry := 3 * h.TTL
+	h.patch(t, "k", sessionstore.PatchOptions{TTL: h.TTL, Create: true, Expiry: ownExpiry}, `{"a":1}`)
 
 	// Its renewal interval is a tenth of its own expiry, not of the ttl.
 	h.Advance(h.TTL / 5)
 	e, ok := h.load(t, "k", h.TTL)
-	if !ok || e.Meta.Expiry != own || e.Renewed {
-		t.Fatalf("Load a fifth of the ttl after the write = %+v, found %v; want Expiry %v and no renewal (due at %v)", e, ok, own, own/10)
+	if !ok || e.Meta.Expiry != ownExpiry || e.Renewed {
+		t.Fatalf("Load a fifth of the ttl after the write = %+v, found %v; want Expiry %v and no renewal (due at %v)", e, ok, ownExpiry, ownExpiry/10)
 	}
 	h.Advance(h.TTL / 5)
 	if e, _ = h.load(t, "k", h.TTL); !e.Renewed {
@@ -351,7 +351,7 @@ func testOwnExpiry(t *testing.T, h Harness) {
 	// the session's own: the session outlives the ttl.
 	h.patch(t, "k", sessionstore.PatchOptions{TTL: h.TTL}, `{"b":2}`)
 	h.Advance(h.TTL + h.TTL/4)
-	if e, ok = h.load(t, "k", h.TTL); !ok || e.Data != `{"a":1,"b":2}` || e.Meta.Expiry != own {
+	if e, ok = h.load(t, "k", h.TTL); !ok || e.Data != `{"a":1,"b":2}` || e.Meta.Expiry != ownExpiry {
 		t.Fatalf("a ttl and a quarter after a patch: %+v, found %v; want it kept by its own expiry", e, ok)
 	}
 	// That load renewed it, for its own expiry too.
