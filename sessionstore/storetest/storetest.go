@@ -23,9 +23,10 @@ type Harness struct {
 	Store sessionstore.Store
 
 	// TTL is the lifetime the suite gives the sessions whose expiry it
-	// watches. For a store without a clock of its own, time really
-	// passes: the suite's own steps must then take well under a tenth of
-	// TTL, the renewal interval (a twentieth makes the suite reliable).
+	// watches. For a store on real time, the suite's checks that something
+	// has not happened yet leave a tenth of TTL (the renewal interval) to
+	// spare, so the time its own steps take must stay well under that:
+	// for Redis on loopback, 2s is ample.
 	TTL time.Duration
 
 	// Advance makes at least d pass for the store: a clock moved by hand,
