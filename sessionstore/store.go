@@ -84,7 +84,7 @@ type Store interface {
 	// Patch applies the JSON merge patches (RFC 7396), in order, to the data
 	// under key as one atomic change, and stores the result with a fresh
 	// lifetime. A result with no keys deletes the entry. Each patch must
-	// already have passed ValidatePatch.
+	// already have passed mergepatch.Validate.
 	Patch(ctx context.Context, key string, patches []string, opts PatchOptions) (data string, err error)
 
 	// Delete removes key and what is kept beside it. Deleting an absent

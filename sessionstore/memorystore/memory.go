@@ -139,13 +139,8 @@ func (s *memStore) applySettings() {
 	}
 }
 
-// newMemStore makes a store and starts its sweeper, which runs every
-// sweepInterval until Destruct.
-func newMemStore(maxSessions int, sweepInterval time.Duration, logger *zap.Logger) *memStore {
-	return newPersistentMemStore(maxSessions, sweepInterval, logger, "", 0)
-}
-
-// newPersistentMemStore is newMemStore with a file: the store loads it now,
+// newPersistentMemStore makes a store and starts its sweeper, which runs
+// every sweepInterval until Destruct. With a file, the store loads it now,
 // saves to it every persistInterval when it changed, and on Destruct. An
 // empty path is no file.
 func newPersistentMemStore(maxSessions int, sweepInterval time.Duration, logger *zap.Logger, path string, persistInterval time.Duration) *memStore {
@@ -206,8 +201,8 @@ func (s *memStore) Load(_ context.Context, key string, ttl time.Duration) (sessi
 		return sessionstore.Entry{}, sessionstore.ErrNotFound
 	}
 	e := &sh.slots[i]
-	_, after := e.lifetime(ttl)
-	due := now-e.renewed >= int64(after)
+	_, interval := e.lifetime(ttl)
+	due := now-e.renewed >= int64(interval)
 	entry := sessionstore.Entry{Data: sh.data(i), Meta: e.meta()}
 	sh.mu.RUnlock()
 	if !due {
@@ -222,9 +217,9 @@ func (s *memStore) Load(_ context.Context, key string, ttl time.Duration) (sessi
 	}
 	e = &sh.slots[i]
 	entry = sessionstore.Entry{Data: sh.data(i), Meta: e.meta()}
-	t, after := e.lifetime(ttl)
+	t, interval := e.lifetime(ttl)
 	// Another request may have renewed it between the two locks.
-	if now-e.renewed < int64(after) {
+	if now-e.renewed < int64(interval) {
 		return entry, nil
 	}
 	e.renew(now, t)
@@ -299,8 +294,8 @@ func (s *memStore) Patch(_ context.Context, key string, patches []string, opts s
 		case len(data) <= int(sh.slots[i].dataLen):
 			need = 0 // overwritten in place
 		}
-		if err = sh.makeRoom(need); err == nil && ok {
-			i, _ = sh.find(h, key) // makeRoom may have compacted the shard
+		if err = sh.ensureArenaFits(need); err == nil && ok {
+			i, _ = sh.find(h, key) // ensureArenaFits may have compacted the shard
 		}
 	}
 	if err != nil {
@@ -367,11 +362,11 @@ func (s *memStore) Rename(_ context.Context, oldKey, newKey string, ttl time.Dur
 		s.count.Add(-1)
 		return sessionstore.ErrNotFound
 	}
-	// Room first, so that a rename that does not fit loses nothing.
-	if err := to.makeRoom(len(newKey) + int(from.slots[i].dataLen)); err != nil {
+	// The arena first, so that a rename that does not fit loses nothing.
+	if err := to.ensureArenaFits(len(newKey) + int(from.slots[i].dataLen)); err != nil {
 		return err
 	}
-	i, _ = from.find(fromHash, oldKey) // makeRoom may have compacted the shard
+	i, _ = from.find(fromHash, oldKey) // ensureArenaFits may have compacted the shard
 	e, data := from.slots[i], from.data(i)
 	from.remove(i)
 	if j, ok := to.find(toHash, newKey); ok {
@@ -391,8 +386,8 @@ func (s *memStore) put(key, data string, e memEntry) error {
 	sh := s.shardOf(h)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	// Room first, so that an entry that does not fit leaves the old one.
-	if err := sh.makeRoom(len(key) + len(data)); err != nil {
+	// The arena first, so that an entry that does not fit leaves the old one.
+	if err := sh.ensureArenaFits(len(key) + len(data)); err != nil {
 		return err
 	}
 	if i, ok := sh.find(h, key); ok {

@@ -16,15 +16,14 @@ import (
 // Benchmarks of the memory store's operations, serial and parallel, and of
 // its memory per session.
 //
-//	go test -run '^$' -bench Memory -benchmem ./sessionstore/
-//	go test -run '^$' -bench MemoryPerSession -benchtime 1x ./sessionstore/
+//	go test -run '^$' -bench Memory -benchmem ./sessionstore/memorystore/
+//	go test -run '^$' -bench MemoryPerSession -benchtime 1x ./sessionstore/memorystore/
 
 const (
-	benchTTL        = 30 * 24 * time.Hour // the handler's default expiry
-	benchRenewAfter = benchTTL / 10       // and its renewal interval
-	benchSessions   = 10_000              // sessions held while operating
-	benchPrefix     = "session:"
-	benchSmallData  = `{"user":"alice"}`
+	benchTTL       = 30 * 24 * time.Hour // the handler's default expiry
+	benchSessions  = 10_000              // sessions held while operating
+	benchPrefix    = "session:"
+	benchSmallData = `{"user":"alice"}`
 )
 
 var benchCtx = context.Background()
@@ -93,7 +92,7 @@ func BenchmarkMemoryLoad(b *testing.B) {
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
-		if _, _, err := unpackLoad(s.Load(benchCtx, keys[i%len(keys)], benchTTL, benchRenewAfter)); err != nil {
+		if _, _, err := unpackLoad(s.Load(benchCtx, keys[i%len(keys)], benchTTL)); err != nil {
 			b.Fatal(err)
 		}
 		i++
@@ -107,7 +106,7 @@ func BenchmarkMemoryLoadParallel(b *testing.B) {
 	b.RunParallel(func(pb *testing.PB) {
 		i := int(goroutineSeq.Add(7919))
 		for pb.Next() {
-			if _, _, err := unpackLoad(s.Load(benchCtx, keys[i%len(keys)], benchTTL, benchRenewAfter)); err != nil {
+			if _, _, err := unpackLoad(s.Load(benchCtx, keys[i%len(keys)], benchTTL)); err != nil {
 				b.Error(err)
 				return
 			}
@@ -124,7 +123,7 @@ func BenchmarkMemoryLoadMissing(b *testing.B) {
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
-		if _, _, err := unpackLoad(s.Load(benchCtx, missing[i%len(missing)], benchTTL, benchRenewAfter)); err != sessionstore.ErrNotFound {
+		if _, _, err := unpackLoad(s.Load(benchCtx, missing[i%len(missing)], benchTTL)); err != sessionstore.ErrNotFound {
 			b.Fatalf("Load of a missing key: %v", err)
 		}
 		i++

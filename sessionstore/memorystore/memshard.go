@@ -66,16 +66,16 @@ type shardLimits struct {
 
 // memEntry is a session as a shard holds it. It has no pointers.
 type memEntry struct {
-	hash    uint64 // of the key, as the index has it
-	expires int64  // unix nanoseconds; math.MaxInt64 when permanent
-	renewed int64  // unix nanoseconds of the last renewal
-	created int64  // unix nanoseconds; 0 when not recorded
-	own     int64  // the entry's own expiry (sessionstore.Meta.Expiry), 0 when none
-	keyOff  uint32
-	keyLen  uint32
-	dataOff uint32
-	dataLen uint32
-	pos     uint32 // position in the shard's heap
+	hash      uint64 // of the key, as the index has it
+	expires   int64  // unix nanoseconds; math.MaxInt64 when permanent
+	renewed   int64  // unix nanoseconds of the last renewal
+	created   int64  // unix nanoseconds; 0 when not recorded
+	ownExpiry int64  // the entry's own expiry (sessionstore.Meta.Expiry), 0 when none
+	keyOff    uint32
+	keyLen    uint32
+	dataOff   uint32
+	dataLen   uint32
+	pos       uint32 // position in the shard's heap
 }
 
 func newMemShard() memShard {
@@ -86,17 +86,17 @@ func newMemShard() memShard {
 }
 
 func (e *memEntry) meta() sessionstore.Meta {
-	m := sessionstore.Meta{Expiry: time.Duration(e.own)}
+	m := sessionstore.Meta{Expiry: time.Duration(e.ownExpiry)}
 	if e.created != 0 {
 		m.Created = time.Unix(0, e.created)
 	}
 	return m
 }
 
-// lifetime returns the ttl and renewal interval of the entry, given the
-// handler's ttl.
+// lifetime returns the entry's ttl (its own expiry, or else the
+// handler's ttl) and its renewal interval.
 func (e *memEntry) lifetime(ttl time.Duration) (time.Duration, time.Duration) {
-	t := sessionstore.EffectiveTTL(time.Duration(e.own), ttl)
+	t := sessionstore.EffectiveTTL(time.Duration(e.ownExpiry), ttl)
 	return t, sessionstore.RenewInterval(t)
 }
 
@@ -109,7 +109,7 @@ func (e *memEntry) written(now int64, opts sessionstore.PatchOptions) {
 		e.created = now
 	}
 	if opts.Expiry != 0 {
-		e.own = int64(opts.Expiry)
+		e.ownExpiry = int64(opts.Expiry)
 	}
 	ttl, _ := e.lifetime(opts.TTL)
 	e.renew(now, ttl)
@@ -149,10 +149,10 @@ func (sh *memShard) data(i uint32) string {
 	return string(sh.arena[e.dataOff : e.dataOff+e.dataLen])
 }
 
-// makeRoom makes sure n more bytes fit in the arena, compacting it when
-// that is what makes them fit. Writers call it before they change
+// ensureArenaFits makes sure n more bytes fit in the arena, compacting it
+// when that is what makes them fit. Writers call it before they change
 // anything, so a write that does not fit changes nothing.
-func (sh *memShard) makeRoom(n int) error {
+func (sh *memShard) ensureArenaFits(n int) error {
 	// Written as differences, so that no sum can pass what an int holds.
 	if n <= sh.limits.maxArena-len(sh.arena) {
 		return nil
@@ -164,8 +164,8 @@ func (sh *memShard) makeRoom(n int) error {
 	return nil
 }
 
-// appendBytes copies s to the end of the arena, which makeRoom has made
-// room for, and returns its offset.
+// appendBytes copies s to the end of the arena, which ensureArenaFits has
+// made sure it fits in, and returns its offset.
 func (sh *memShard) appendBytes(s string) uint32 {
 	off := uint32(len(sh.arena))
 	sh.arena = append(sh.arena, s...)
@@ -173,9 +173,9 @@ func (sh *memShard) appendBytes(s string) uint32 {
 }
 
 // insert adds an entry for key (hash h), with data and e's times, to the
-// index and the heap, and returns its slot. The caller has made room for
-// the key and data and knows that key is not held.
-func (sh *memShard) insert(h uint64, key, data string, e memEntry) uint32 {
+// index and the heap. The caller has made sure the key and data fit in the
+// arena (ensureArenaFits) and knows that key is not held.
+func (sh *memShard) insert(h uint64, key, data string, e memEntry) {
 	e.hash = h
 	e.keyOff, e.keyLen = sh.appendBytes(key), uint32(len(key))
 	e.dataOff, e.dataLen = sh.appendBytes(data), uint32(len(data))
@@ -197,11 +197,11 @@ func (sh *memShard) insert(h uint64, key, data string, e memEntry) uint32 {
 		sh.index[h] = i
 	}
 	sh.push(i)
-	return i
 }
 
 // setData replaces the slot's data, in place when the new data is no
-// longer, which makeRoom has made room for otherwise.
+// longer; otherwise at the arena's end, which ensureArenaFits has made
+// sure it fits in.
 func (sh *memShard) setData(i uint32, data string) {
 	e := &sh.slots[i]
 	if len(data) <= int(e.dataLen) {

@@ -29,12 +29,12 @@ type persistHeader struct {
 
 // persistEntry is one session in a persist file, one per line.
 type persistEntry struct {
-	Key     string `json:"k"`
-	Data    string `json:"d"`
-	Expires int64  `json:"e,omitempty"` // unix nanoseconds; 0 when permanent
-	Renewed int64  `json:"r"`
-	Created int64  `json:"c,omitempty"` // unix nanoseconds; 0 when not recorded
-	Own     int64  `json:"x,omitempty"` // the session's own expiry in nanoseconds; -1 permanent
+	Key       string `json:"k"`
+	Data      string `json:"d"`
+	Expires   int64  `json:"e,omitempty"` // unix nanoseconds; 0 when permanent
+	Renewed   int64  `json:"r"`
+	Created   int64  `json:"c,omitempty"` // unix nanoseconds; 0 when not recorded
+	OwnExpiry int64  `json:"x,omitempty"` // the session's own expiry in nanoseconds; -1 permanent
 }
 
 // persister saves a memory store to a file every interval, and on Destruct.
@@ -141,7 +141,7 @@ func (sh *memShard) writeEntries(enc *json.Encoder, now int64) error {
 		if e.expired(now) {
 			continue
 		}
-		pe := persistEntry{Key: string(sh.key(i)), Data: sh.data(i), Renewed: e.renewed, Created: e.created, Own: e.own}
+		pe := persistEntry{Key: string(sh.key(i)), Data: sh.data(i), Renewed: e.renewed, Created: e.created, OwnExpiry: e.ownExpiry}
 		if e.expires != math.MaxInt64 {
 			pe.Expires = e.expires
 		}
@@ -185,7 +185,7 @@ func (s *memStore) loadPersisted(path string) {
 			expired++
 			continue
 		}
-		e := memEntry{expires: pe.Expires, renewed: pe.Renewed, created: pe.Created, own: pe.Own}
+		e := memEntry{expires: pe.Expires, renewed: pe.Renewed, created: pe.Created, ownExpiry: pe.OwnExpiry}
 		if e.expires == 0 {
 			e.expires = math.MaxInt64
 		}

@@ -28,21 +28,16 @@ import (
 
 func init() {
 	caddy.RegisterModule(RedisStore{})
-	// go-redis writes its own notes (a failed dial, a dropped connection)
-	// to stderr through a process-wide logger; send them to Caddy's log
-	// at debug level instead. Failures that matter reach the handler as
-	// errors, which it logs, throttled.
-	redis.SetLogger(goRedisLogger{})
 }
 
-// goRedisLogger passes go-redis's internal log to Caddy's default logger.
-type goRedisLogger struct{}
-
-func (goRedisLogger) Printf(_ context.Context, format string, v ...any) {
-	if ce := caddy.Log().Named("session.redis").Check(zap.DebugLevel, "go-redis"); ce != nil {
-		ce.Write(zap.String("detail", fmt.Sprintf(format, v...)))
-	}
-}
+// go-redis writes its own notes (a failed dial, a dropped connection) to
+// stderr through a logger that is process-wide: v9 has no logger per
+// client. It is left as it is, not routed into Caddy's log, so that
+// importing this package changes nothing for other users of go-redis in
+// the process. Little is lost: the notes are few (after as many failed
+// dials as the pool has connections, a pool stops dialing and retries in
+// the background, once a second, silently), and every failure that
+// matters reaches the handler as an error, which it logs, throttled.
 
 // clients holds the Redis clients by their connection settings, so a config
 // reload reuses the connections instead of dialing anew.

@@ -104,7 +104,7 @@ func BenchmarkRedis(b *testing.B) {
 		b.Run(transport.name, func(b *testing.B) {
 			s, keys := benchStore(b, transport.unix)
 			load := func(i int) error {
-				_, err := s.Load(bg, keys[i%len(keys)], benchTTL, benchTTL/10)
+				_, err := s.Load(bg, keys[i%len(keys)], benchTTL)
 				return err
 			}
 			patches := make([][]string, 1024)

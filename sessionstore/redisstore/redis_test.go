@@ -31,50 +31,6 @@ func provision(t *testing.T, s *RedisStore) *RedisStore {
 
 var bg = context.Background()
 
-func TestStoreOperations(t *testing.T) {
-	srv := redistest.Start(t)
-	rc := srv.Client()
-	s := provision(t, &RedisStore{Address: []string{srv.URL()}})
-
-	if _, _, err := unpackLoad(s.Load(bg, "session:a", time.Hour, 6*time.Minute)); !errors.Is(err, sessionstore.ErrNotFound) {
-		t.Fatalf("Load of a missing key: %v, want ErrNotFound", err)
-	}
-	if _, err := s.Patch(bg, "session:a", []string{`{"x":1}`}, sessionstore.PatchOptions{TTL: time.Hour, Create: false}); !errors.Is(err, sessionstore.ErrNotFound) {
-		t.Fatalf("Patch create=false of a missing key: %v", err)
-	}
-	if n := rc.Exists(bg, "session:a").Val(); n != 0 {
-		t.Fatal("Patch create=false wrote the key")
-	}
-
-	data, err := s.Patch(bg, "session:a", []string{`{"user":"ann","n":12345678901234567890}`, `{"é":"ü"}`}, sessionstore.PatchOptions{TTL: time.Hour, Create: true})
-	if err != nil || data != `{"n":12345678901234567890,"user":"ann","\u00e9":"\u00fc"}` {
-		t.Fatalf("Patch = %q, %v", data, err)
-	}
-	// What is stored is exactly that, with the TTL: sanic_session's layout.
-	if got := rc.Get(bg, "session:a").Val(); got != data {
-		t.Errorf("stored %q, want %q", got, data)
-	}
-	if ttl := rc.TTL(bg, "session:a").Val(); ttl < 59*time.Minute || ttl > time.Hour {
-		t.Errorf("TTL %v, want about 1h", ttl)
-	}
-
-	got, renewed, err := unpackLoad(s.Load(bg, "session:a", time.Hour, 6*time.Minute))
-	if err != nil || got != data || renewed {
-		t.Errorf("Load = %q, %v, %v; want the data, not renewed", got, renewed, err)
-	}
-
-	if _, err := s.Patch(bg, "session:a", []string{`{"user":null,"n":null,"é":null}`}, sessionstore.PatchOptions{TTL: time.Hour, Create: false}); err != nil {
-		t.Fatal(err)
-	}
-	if n := rc.Exists(bg, "session:a").Val(); n != 0 {
-		t.Error("a patch that empties the session left the key")
-	}
-
-	if err := s.Delete(bg, "session:missing"); err != nil {
-		t.Errorf("Delete of a missing key: %v", err)
-	}
-}
-
 func TestLoadRenewsTTLOnlyWhenDue(t *testing.T) {
 	srv := redistest.Start(t)
 	rc := srv.Client()
@@ -83,9 +39,10 @@ func TestLoadRenewsTTLOnlyWhenDue(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// Less than renewAfter since the write: the TTL is left alone.
+	// Less than the renewal interval (a tenth of the ttl: 1s) since the
+	// write: the TTL is left alone.
 	rc.PExpire(bg, "session:r", 9500*time.Millisecond)
-	_, renewed, err := unpackLoad(s.Load(bg, "session:r", 10*time.Second, time.Second))
+	_, renewed, err := unpackLoad(s.Load(bg, "session:r", 10*time.Second))
 	if err != nil || renewed {
 		t.Fatalf("Load soon after the write: renewed %v, %v", renewed, err)
 	}
@@ -93,9 +50,10 @@ func TestLoadRenewsTTLOnlyWhenDue(t *testing.T) {
 		t.Errorf("TTL %v was moved though not due", ttl)
 	}
 
-	// More than renewAfter since: the TTL slides back to the full expiry.
+	// More than the renewal interval since: the TTL slides back to the
+	// full expiry.
 	rc.PExpire(bg, "session:r", 8*time.Second)
-	_, renewed, err = unpackLoad(s.Load(bg, "session:r", 10*time.Second, time.Second))
+	_, renewed, err = unpackLoad(s.Load(bg, "session:r", 10*time.Second))
 	if err != nil || !renewed {
 		t.Fatalf("Load when due: renewed %v, %v", renewed, err)
 	}
@@ -105,7 +63,7 @@ func TestLoadRenewsTTLOnlyWhenDue(t *testing.T) {
 
 	// A key without a TTL (written by hand) gets one.
 	rc.Persist(bg, "session:r")
-	if _, renewed, _ = unpackLoad(s.Load(bg, "session:r", 10*time.Second, time.Second)); !renewed || rc.PTTL(bg, "session:r").Val() < 0 {
+	if _, renewed, _ = unpackLoad(s.Load(bg, "session:r", 10*time.Second)); !renewed || rc.PTTL(bg, "session:r").Val() < 0 {
 		t.Errorf("a key without TTL: renewed %v, PTTL %v", renewed, rc.PTTL(bg, "session:r").Val())
 	}
 }
@@ -120,16 +78,16 @@ func TestPermanentSessionsHaveNoTTL(t *testing.T) {
 	if ttl := rc.TTL(bg, "session:p").Val(); ttl != -1 {
 		t.Errorf("permanent session TTL %v, want none (-1)", ttl)
 	}
-	// The first load renews (sends the cookie) and sets the marker; the
-	// next, within renewAfter, does not.
-	_, renewed, err := unpackLoad(s.Load(bg, "session:p", 0, time.Hour))
+	// The first load renews (sends the cookie) and sets the marker, which
+	// lasts the permanent renewal interval; the next, within it, does not.
+	_, renewed, err := unpackLoad(s.Load(bg, "session:p", 0))
 	if err != nil || !renewed {
 		t.Fatalf("first load: renewed %v, %v", renewed, err)
 	}
-	if ttl := rc.TTL(bg, "{session:p}:renewed").Val(); ttl <= 0 || ttl > time.Hour {
+	if ttl := rc.TTL(bg, "{session:p}:renewed").Val(); ttl <= sessionstore.PermanentRenewInterval-time.Minute || ttl > sessionstore.PermanentRenewInterval {
 		t.Errorf("renewal marker TTL %v", ttl)
 	}
-	if _, renewed, _ = unpackLoad(s.Load(bg, "session:p", 0, time.Hour)); renewed {
+	if _, renewed, _ = unpackLoad(s.Load(bg, "session:p", 0)); renewed {
 		t.Error("second load renewed again")
 	}
 	if ttl := rc.TTL(bg, "session:p").Val(); ttl != -1 {
@@ -138,7 +96,7 @@ func TestPermanentSessionsHaveNoTTL(t *testing.T) {
 	// A key with a TTL under a permanent config is made permanent.
 	rc.Expire(bg, "session:p", time.Hour)
 	rc.Del(bg, "{session:p}:renewed")
-	if _, _, err := unpackLoad(s.Load(bg, "session:p", 0, time.Hour)); err != nil {
+	if _, _, err := unpackLoad(s.Load(bg, "session:p", 0)); err != nil {
 		t.Fatal(err)
 	}
 	if ttl := rc.TTL(bg, "session:p").Val(); ttl != -1 {
@@ -154,7 +112,7 @@ func TestSanicSessionLayoutBothWays(t *testing.T) {
 	// What sanic_session writes: SETEX prefix+sid expiry json.dumps(dict),
 	// which has spaces and may hold raw UTF-8.
 	rc.SetEx(bg, "session:0123456789abcdef0123456789abcdef", `{"user": "zoë", "roles": ["a", "b"]}`, time.Hour)
-	data, _, err := unpackLoad(s.Load(bg, "session:0123456789abcdef0123456789abcdef", time.Hour, 6*time.Minute))
+	data, _, err := unpackLoad(s.Load(bg, "session:0123456789abcdef0123456789abcdef", time.Hour))
 	if err != nil || data != `{"roles":["a","b"],"user":"zo\u00eb"}` {
 		t.Fatalf("Load of a sanic_session key = %q, %v", data, err)
 	}
@@ -165,10 +123,38 @@ func TestSanicSessionLayoutBothWays(t *testing.T) {
 	if got := rc.Get(bg, "session:0123456789abcdef0123456789abcdef").Val(); got != `{"n":1,"roles":["a","b"],"user":"zo\u00eb"}` {
 		t.Errorf("stored %q", got)
 	}
+	if ttl := rc.TTL(bg, "session:0123456789abcdef0123456789abcdef").Val(); ttl < 59*time.Minute || ttl > time.Hour {
+		t.Errorf("TTL %v, want about 1h", ttl)
+	}
+	// A session it creates is that too: one key, the canonical data, the
+	// TTL, and nothing beside it.
+	data, err = s.Patch(bg, "session:new", []string{`{"user":"ann","n":12345678901234567890}`, `{"é":"ü"}`}, sessionstore.PatchOptions{TTL: time.Hour, Create: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := rc.Get(bg, "session:new").Val(); got != data || got != `{"n":12345678901234567890,"user":"ann","\u00e9":"\u00fc"}` {
+		t.Errorf("stored %q, returned %q", got, data)
+	}
+	if ttl := rc.TTL(bg, "session:new").Val(); ttl < 59*time.Minute || ttl > time.Hour {
+		t.Errorf("TTL %v, want about 1h", ttl)
+	}
+	if keys := rc.Keys(bg, "*new*").Val(); len(keys) != 1 {
+		t.Errorf("a new session has keys %v, want only session:new", keys)
+	}
+	// Create=false writes no key; a patch that empties a session removes it.
+	if _, err := s.Patch(bg, "session:none", []string{`{"x":1}`}, sessionstore.PatchOptions{TTL: time.Hour}); !errors.Is(err, sessionstore.ErrNotFound) {
+		t.Fatalf("Patch create=false of a missing key: %v", err)
+	}
+	if _, err := s.Patch(bg, "session:new", []string{`{"user":null,"n":null,"é":null}`}, sessionstore.PatchOptions{TTL: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	if keys := rc.Keys(bg, "*").Val(); len(keys) != 1 {
+		t.Errorf("keys %v, want only the sanic_session one", keys)
+	}
 
 	// Data that is not a JSON object is an error, and stays as it was.
 	rc.Set(bg, "session:bad", `not json`, time.Hour)
-	if _, _, err := unpackLoad(s.Load(bg, "session:bad", time.Hour, time.Minute)); err == nil || errors.Is(err, sessionstore.ErrNotFound) {
+	if _, _, err := unpackLoad(s.Load(bg, "session:bad", time.Hour)); err == nil || errors.Is(err, sessionstore.ErrNotFound) {
 		t.Errorf("Load of corrupt data: %v, want a store error", err)
 	}
 	if _, err := s.Patch(bg, "session:bad", []string{`{"a":1}`}, sessionstore.PatchOptions{TTL: time.Hour, Create: false}); err == nil {
@@ -176,30 +162,6 @@ func TestSanicSessionLayoutBothWays(t *testing.T) {
 	}
 	if got := rc.Get(bg, "session:bad").Val(); got != "not json" {
 		t.Errorf("corrupt data was overwritten: %q", got)
-	}
-}
-
-func TestRenameMovesKeyAndTTL(t *testing.T) {
-	srv := redistest.Start(t)
-	rc := srv.Client()
-	s := provision(t, &RedisStore{Address: []string{srv.URL()}})
-	if _, err := s.Patch(bg, "session:old", []string{`{"a":1}`}, sessionstore.PatchOptions{TTL: time.Hour, Create: true}); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Rename(bg, "session:old", "session:new", 2*time.Hour); err != nil {
-		t.Fatal(err)
-	}
-	if rc.Exists(bg, "session:old").Val() != 0 {
-		t.Error("the old key is still there")
-	}
-	if got := rc.Get(bg, "session:new").Val(); got != `{"a":1}` {
-		t.Errorf("new key holds %q", got)
-	}
-	if ttl := rc.TTL(bg, "session:new").Val(); ttl < 119*time.Minute {
-		t.Errorf("new key TTL %v, want about 2h", ttl)
-	}
-	if err := s.Rename(bg, "session:gone", "session:x", time.Hour); !errors.Is(err, sessionstore.ErrNotFound) {
-		t.Errorf("Rename of a missing key: %v", err)
 	}
 }
 
@@ -231,7 +193,7 @@ func TestConcurrentPatchesFromTwoClientsLoseNothing(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	data, _, err := unpackLoad(a.Load(bg, "session:c", time.Hour, time.Hour))
+	data, _, err := unpackLoad(a.Load(bg, "session:c", time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -268,7 +230,7 @@ func TestPlaceholdersResolvedAtProvision(t *testing.T) {
 	}
 
 	wrong := provision(t, &RedisStore{Address: []string{srv.URL()}, Password: "wrong"})
-	if _, _, err := unpackLoad(wrong.Load(bg, "session:pw", time.Minute, time.Second)); err == nil || errors.Is(err, sessionstore.ErrNotFound) {
+	if _, _, err := unpackLoad(wrong.Load(bg, "session:pw", time.Minute)); err == nil || errors.Is(err, sessionstore.ErrNotFound) {
 		t.Errorf("a wrong password: %v, want an error", err)
 	}
 }
@@ -277,7 +239,7 @@ func TestUnreachableRedisIsAnErrorNotNotFound(t *testing.T) {
 	srv := redistest.Start(t)
 	s := provision(t, &RedisStore{Address: []string{srv.URL()}, DialTimeout: caddy.Duration(200 * time.Millisecond)})
 	srv.Kill()
-	if _, _, err := unpackLoad(s.Load(bg, "session:x", time.Minute, time.Second)); err == nil || errors.Is(err, sessionstore.ErrNotFound) {
+	if _, _, err := unpackLoad(s.Load(bg, "session:x", time.Minute)); err == nil || errors.Is(err, sessionstore.ErrNotFound) {
 		t.Errorf("Load with Redis down: %v, want an error other than ErrNotFound", err)
 	}
 	if _, err := s.Patch(bg, "session:x", []string{`{"a":1}`}, sessionstore.PatchOptions{TTL: time.Minute, Create: true}); err == nil {
@@ -303,7 +265,7 @@ func TestCluster(t *testing.T) {
 			t.Fatalf("patch %s: %v", key, err)
 		}
 		slotsSeen[cc.ClusterKeySlot(bg, key).Val()*3/16384] = true
-		data, _, err := unpackLoad(s.Load(bg, key, time.Hour, time.Minute))
+		data, _, err := unpackLoad(s.Load(bg, key, time.Hour))
 		if err != nil || data != fmt.Sprintf(`{"i":%d}`, i) {
 			t.Errorf("load %s = %q, %v", key, data, err)
 		}
@@ -325,7 +287,7 @@ func TestCluster(t *testing.T) {
 	if _, err := s.Patch(bg, "session:perm", []string{`{"a":1}`}, sessionstore.PatchOptions{TTL: 0, Create: true}); err != nil {
 		t.Fatal(err)
 	}
-	if _, renewed, err := unpackLoad(s.Load(bg, "session:perm", 0, time.Hour)); err != nil || !renewed {
+	if _, renewed, err := unpackLoad(s.Load(bg, "session:perm", 0)); err != nil || !renewed {
 		t.Errorf("permanent session in a cluster: renewed %v, %v", renewed, err)
 	}
 }
@@ -452,7 +414,7 @@ func TestMetaKeptBesideOnlyWhenAsked(t *testing.T) {
 	if ttl := rc.TTL(bg, "{session:m}:meta").Val(); ttl < 119*time.Minute {
 		t.Errorf("meta TTL %v", ttl)
 	}
-	entry, err := s.Load(bg, "session:m", time.Hour, time.Minute)
+	entry, err := s.Load(bg, "session:m", time.Hour)
 	if err != nil || entry.Meta.Expiry != 2*time.Hour || entry.Meta.Created.Before(before) || entry.Meta.Created.After(time.Now()) {
 		t.Errorf("Load meta = %+v, %v", entry.Meta, err)
 	}
@@ -461,7 +423,7 @@ func TestMetaKeptBesideOnlyWhenAsked(t *testing.T) {
 	if _, err := s.Patch(bg, "session:m", []string{`{"b":2}`}, sessionstore.PatchOptions{TTL: time.Hour, SetCreated: true}); err != nil {
 		t.Fatal(err)
 	}
-	if entry, _ = s.Load(bg, "session:m", time.Hour, time.Minute); !entry.Meta.Created.Equal(created) || entry.Meta.Expiry != 2*time.Hour {
+	if entry, _ = s.Load(bg, "session:m", time.Hour); !entry.Meta.Created.Equal(created) || entry.Meta.Expiry != 2*time.Hour {
 		t.Errorf("after another patch meta = %+v", entry.Meta)
 	}
 	if ttl := rc.TTL(bg, "session:m").Val(); ttl < 119*time.Minute {
@@ -488,23 +450,8 @@ func TestMetaKeptBesideOnlyWhenAsked(t *testing.T) {
 	if ttl := rc.TTL(bg, "session:p").Val(); ttl != -1 {
 		t.Errorf("own permanent expiry: TTL %v", ttl)
 	}
-	if e, _ := s.Load(bg, "session:p", time.Hour, time.Minute); e.Meta.Expiry != sessionstore.Permanent {
+	if e, _ := s.Load(bg, "session:p", time.Hour); e.Meta.Expiry != sessionstore.Permanent {
 		t.Errorf("own permanent expiry read back as %v", e.Meta.Expiry)
-	}
-}
-
-func TestMaxSizeRefusedAtomically(t *testing.T) {
-	srv := redistest.Start(t)
-	s := provision(t, &RedisStore{Address: []string{srv.URL()}})
-	if _, err := s.Patch(bg, "session:sz", []string{`{"a":1}`}, sessionstore.PatchOptions{TTL: time.Hour, Create: true, MaxSize: 20}); err != nil {
-		t.Fatal(err)
-	}
-	_, err := s.Patch(bg, "session:sz", []string{`{"b":"0123456789"}`}, sessionstore.PatchOptions{TTL: time.Hour, MaxSize: 20})
-	if !errors.Is(err, sessionstore.ErrTooLarge) {
-		t.Fatalf("over max size: %v", err)
-	}
-	if got := srv.Client().Get(bg, "session:sz").Val(); got != `{"a":1}` {
-		t.Errorf("data after a refused change: %q", got)
 	}
 }
 

@@ -122,22 +122,22 @@ func (s *RedisStore) Load(ctx context.Context, key string, ttl time.Duration) (s
 	raw, _ := res[0].(string)
 	renewed, _ := res[1].(int64)
 	created, _ := res[2].(string)
-	own, _ := res[3].(string)
+	ownExpiry, _ := res[3].(string)
 	data, err := mergepatch.Normalize(raw)
 	if err != nil {
 		return sessionstore.Entry{}, fmt.Errorf("redis: stored session data: %w", err)
 	}
-	return sessionstore.Entry{Data: data, Meta: parseMeta(created, own), Renewed: renewed == 1}, nil
+	return sessionstore.Entry{Data: data, Meta: parseMeta(created, ownExpiry), Renewed: renewed == 1}, nil
 }
 
 // parseMeta reads the metadata hash's fields; what is missing or unreadable
 // stays zero.
-func parseMeta(created, own string) sessionstore.Meta {
+func parseMeta(created, ownExpiry string) sessionstore.Meta {
 	var m sessionstore.Meta
 	if ms, err := strconv.ParseInt(created, 10, 64); err == nil && ms > 0 {
 		m.Created = time.UnixMilli(ms)
 	}
-	if ms, err := strconv.ParseInt(own, 10, 64); err == nil {
+	if ms, err := strconv.ParseInt(ownExpiry, 10, 64); err == nil {
 		if ms < 0 {
 			m.Expiry = sessionstore.Permanent
 		} else {
@@ -171,11 +171,11 @@ func (s *RedisStore) Patch(ctx context.Context, key string, patches []string, op
 			return err
 		}
 		created, _ := fields[0].(string)
-		own, _ := fields[1].(string)
+		ownExpiry, _ := fields[1].(string)
 		if current == "" {
-			created, own = "", "" // metadata of a session that is gone
+			created, ownExpiry = "", "" // metadata of a session that is gone
 		}
-		meta := parseMeta(created, own)
+		meta := parseMeta(created, ownExpiry)
 		data, err = mergepatch.Apply(current, patches)
 		if err != nil {
 			return err
@@ -192,7 +192,7 @@ func (s *RedisStore) Patch(ctx context.Context, key string, patches []string, op
 			setMeta["expiry"] = expiryField(opts.Expiry)
 		}
 		ttl := max(sessionstore.EffectiveTTL(meta.Expiry, opts.TTL), 0)
-		hasMeta := created != "" || own != "" || len(setMeta) > 0
+		hasMeta := created != "" || ownExpiry != "" || len(setMeta) > 0
 		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 			if data == mergepatch.EmptyData {
 				p.Del(ctx, key, mkey)
@@ -268,16 +268,16 @@ func (s *RedisStore) Inspect(ctx context.Context, key string) (sessionstore.Entr
 		return sessionstore.Entry{}, 0, fmt.Errorf("redis: stored session data: %w", err)
 	}
 	fields := meta.Val()
-	var created, own string
+	var created, ownExpiry string
 	if len(fields) == 2 {
 		created, _ = fields[0].(string)
-		own, _ = fields[1].(string)
+		ownExpiry, _ = fields[1].(string)
 	}
 	ttl := pttl.Val()
 	if ttl < 0 {
 		ttl = 0 // no TTL: permanent
 	}
-	return sessionstore.Entry{Data: data, Meta: parseMeta(created, own)}, ttl, nil
+	return sessionstore.Entry{Data: data, Meta: parseMeta(created, ownExpiry)}, ttl, nil
 }
 
 // SharedKey implements sessionstore.Shared: stores with the same

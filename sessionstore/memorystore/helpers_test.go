@@ -1,0 +1,275 @@
+package memorystore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/caddy-session/caddy-session/sessionstore"
+	"github.com/caddy-session/caddy-session/sessionstore/mergepatch"
+)
+
+// fakeClock is a clock the test moves by hand. It is safe for concurrent
+// use, so the concurrency tests can move it while the store reads it.
+type fakeClock struct{ ns atomic.Int64 }
+
+// testEpoch is a realistic "now", so that arithmetic that would overflow
+// with real timestamps overflows in the tests too.
+var testEpoch = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC).UnixNano()
+
+func (c *fakeClock) now() int64              { return c.ns.Load() }
+func (c *fakeClock) advance(d time.Duration) { c.ns.Add(int64(d)) }
+
+// newMemStore makes a store without a file and starts its sweeper, which
+// runs every sweepInterval until Destruct.
+func newMemStore(maxSessions int, sweepInterval time.Duration, logger *zap.Logger) *memStore {
+	return newPersistentMemStore(maxSessions, sweepInterval, logger, "", 0)
+}
+
+// newTestStore returns a store on a fake clock whose sweeper never runs on
+// its own (the tests call sweep), and stops it when the test ends.
+func newTestStore(t *testing.T, maxSessions int) (*memStore, *fakeClock) {
+	t.Helper()
+	return newTestStoreLogger(t, maxSessions, nil)
+}
+
+func newTestStoreLogger(t *testing.T, maxSessions int, logger *zap.Logger) (*memStore, *fakeClock) {
+	t.Helper()
+	s := newMemStore(maxSessions, time.Hour, logger)
+	c := &fakeClock{}
+	c.ns.Store(testEpoch)
+	// The sweeper reads s.now only on a tick, an hour away: no race.
+	s.now = c.now
+	t.Cleanup(func() {
+		if err := s.Destruct(); err != nil {
+			t.Errorf("Destruct: %v", err)
+		}
+	})
+	return s, c
+}
+
+var bg = context.Background()
+
+// forever is a ttl whose renewal interval, a tenth of it (29 years), no
+// test reaches: Load with it is a pure read of an entry without an own
+// expiry.
+const forever = time.Duration(math.MaxInt64)
+
+func mustPatch(t *testing.T, s *memStore, key string, ttl time.Duration, patches ...string) string {
+	t.Helper()
+	data, err := s.Patch(bg, key, patches, sessionstore.PatchOptions{TTL: ttl, Create: true})
+	if err != nil {
+		t.Fatalf("Patch(%q, %q): %v", key, patches, err)
+	}
+	return data
+}
+
+// peek loads key without renewing it and returns its data, or "" when it
+// is not found.
+func peek(t *testing.T, s *memStore, key string) string {
+	t.Helper()
+	data, renewed, err := unpackLoad(s.Load(bg, key, forever))
+	switch {
+	case errors.Is(err, sessionstore.ErrNotFound):
+		if data != "" || renewed {
+			t.Errorf("Load(%q) = %q, %v with sessionstore.ErrNotFound", key, data, renewed)
+		}
+		return ""
+	case err != nil:
+		t.Fatalf("Load(%q): %v", key, err)
+	}
+	if renewed {
+		t.Errorf("Load(%q) with ttl forever renewed", key)
+	}
+	return data
+}
+
+func wantFound(t *testing.T, s *memStore, key, want string) {
+	t.Helper()
+	if got := peek(t, s, key); got != want {
+		if got == "" {
+			t.Errorf("Load(%q): not found, want %s", key, want)
+		} else {
+			t.Errorf("Load(%q) = %s, want %s", key, got, want)
+		}
+	}
+}
+
+func wantGone(t *testing.T, s *memStore, key string) {
+	t.Helper()
+	if got := peek(t, s, key); got != "" {
+		t.Errorf("Load(%q) = %s, want sessionstore.ErrNotFound", key, got)
+	}
+}
+
+// wantHeld is wantFound through Inspect, which never renews: for entries
+// last renewed longer ago than forever's renewal interval.
+func wantHeld(t *testing.T, s *memStore, key, want string) {
+	t.Helper()
+	if got, _, err := unpackInspect(s.Inspect(bg, key)); err != nil || got != want {
+		t.Errorf("Inspect(%q) = %q, %v; want %s", key, got, err, want)
+	}
+}
+
+func wantLen(t *testing.T, s *memStore, want int) {
+	t.Helper()
+	if got := s.Len(); got != want {
+		t.Errorf("Len() = %d, want %d", got, want)
+	}
+}
+
+// heldEntry is an entry as a shard holds it, with its key and data.
+type heldEntry struct {
+	memEntry
+	key, data string
+}
+
+// shardIndex returns the number of the shard that holds key.
+func (s *memStore) shardIndex(key string) int { return int(s.hash(key) % memShardCount) }
+
+// entryOf returns a copy of the entry under key as the store holds it,
+// expired or not.
+func entryOf(s *memStore, key string) (heldEntry, bool) {
+	h := s.hash(key)
+	sh := s.shardOf(h)
+	sh.mu.RLock()
+	defer sh.mu.RUnlock()
+	i, ok := sh.find(h, key)
+	if !ok {
+		return heldEntry{}, false
+	}
+	return heldEntry{memEntry: sh.slots[i], key: string(sh.key(i)), data: sh.data(i)}, true
+}
+
+// checkInvariants verifies every shard: the heap is in heap order and each
+// entry's position is its place in it; each slot is either in the heap or
+// free, once; the index finds every entry by its key, and holds nothing
+// else; every key is in the shard it hashes to; the arena's garbage is
+// what the entries do not use; and the entries add up to Len. The store
+// must be quiescent.
+func checkInvariants(t *testing.T, s *memStore) {
+	t.Helper()
+	total := 0
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.RLock()
+		seen := make(map[uint32]bool)
+		used := 0
+		for j, slot := range sh.heap {
+			if int(slot) >= len(sh.slots) || seen[slot] {
+				t.Errorf("shard %d: heap[%d] is slot %d, out of range or twice", i, j, slot)
+				continue
+			}
+			seen[slot] = true
+			e := &sh.slots[slot]
+			key := string(sh.key(slot))
+			used += int(e.keyLen + e.dataLen)
+			if e.pos != uint32(j) {
+				t.Errorf("shard %d: heap[%d] (%q) has position %d", i, j, key, e.pos)
+			}
+			if e.hash != s.hash(key) {
+				t.Errorf("shard %d: slot %d (%q) has hash %x, want %x", i, slot, key, e.hash, s.hash(key))
+			}
+			if got, ok := sh.find(e.hash, key); !ok || got != slot {
+				t.Errorf("shard %d: find(%q) = %d, %v; want slot %d", i, key, got, ok, slot)
+			}
+			if si := s.shardIndex(key); si != i {
+				t.Errorf("shard %d: key %q belongs in shard %d", i, key, si)
+			}
+			if j > 0 && sh.less(uint32(j), uint32((j-1)/2)) {
+				p := &sh.slots[sh.heap[(j-1)/2]]
+				t.Errorf("shard %d: heap[%d] (%d,%d) sorts before its parent (%d,%d)",
+					i, j, e.expires, e.renewed, p.expires, p.renewed)
+			}
+		}
+		for _, slot := range sh.free {
+			if seen[slot] {
+				t.Errorf("shard %d: slot %d is both free and in the heap (or free twice)", i, slot)
+			}
+			seen[slot] = true
+		}
+		if len(seen) != len(sh.slots) {
+			t.Errorf("shard %d: %d slots, %d in the heap or free", i, len(sh.slots), len(seen))
+		}
+		if n := len(sh.index) + len(sh.collided); n != len(sh.heap) {
+			t.Errorf("shard %d: index and collided hold %d keys, the heap %d", i, n, len(sh.heap))
+		}
+		if used+sh.garbage != len(sh.arena) {
+			t.Errorf("shard %d: entries use %d arena bytes and %d are garbage, but it holds %d",
+				i, used, sh.garbage, len(sh.arena))
+		}
+		total += len(sh.heap)
+		sh.mu.RUnlock()
+	}
+	if total != s.Len() {
+		t.Errorf("shards hold %d entries, Len() = %d", total, s.Len())
+	}
+}
+
+// keysInShards returns n keys with the given prefix that all hash to the
+// same shard (same) or each to a different shard (!same).
+func keysInShards(s *memStore, prefix string, n int, same bool) []string {
+	var keys []string
+	used := map[int]bool{}
+	want := -1
+	for i := 0; len(keys) < n; i++ {
+		k := fmt.Sprintf("%s%d", prefix, i)
+		si := s.shardIndex(k)
+		if same {
+			if want < 0 {
+				want = si
+			}
+			if si != want {
+				continue
+			}
+		} else {
+			if used[si] {
+				continue
+			}
+			used[si] = true
+		}
+		keys = append(keys, k)
+	}
+	return keys
+}
+
+func waitOrFail(t *testing.T, wg *sync.WaitGroup, timeout time.Duration) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(timeout):
+		t.Fatalf("goroutines did not finish within %v: deadlock?", timeout)
+	}
+}
+
+// checkCanonical fails when data is not canonical session data. It is
+// safe to call from any goroutine.
+func checkCanonical(t *testing.T, data string) {
+	if c, err := mergepatch.Canonicalize(data); err != nil || c != data {
+		t.Errorf("store returned non-canonical data %q (%v)", data, err)
+	}
+}
+
+// setShardLimits replaces every shard's limits; the store must be new.
+func setShardLimits(s *memStore, l shardLimits) {
+	for i := range s.shards {
+		s.shards[i].limits = l
+	}
+}
+
+// unpackLoad and unpackInspect give tests the data, renewal and lifetime
+// of a Load or Inspect result.
+func unpackLoad(e sessionstore.Entry, err error) (string, bool, error) { return e.Data, e.Renewed, err }
+
+func unpackInspect(e sessionstore.Entry, ttl time.Duration, err error) (string, time.Duration, error) {
+	return e.Data, ttl, err
+}

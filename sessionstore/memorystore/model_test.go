@@ -1,0 +1,201 @@
+package memorystore
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"math/rand"
+	"testing"
+	"time"
+
+	"github.com/caddy-session/caddy-session/sessionstore"
+	"github.com/caddy-session/caddy-session/sessionstore/mergepatch"
+)
+
+// model is a reference implementation of the sessionstore.Store contract, without a
+// cap, for TestMemRandomAgainstModel.
+type model struct {
+	entries map[string]*modelEntry
+}
+
+type modelEntry struct {
+	data             string
+	expires, renewed int64
+}
+
+func (m *model) renew(e *modelEntry, now int64, ttl time.Duration) {
+	e.renewed = now
+	e.expires = math.MaxInt64
+	if ttl > 0 {
+		e.expires = now + int64(ttl)
+	}
+}
+
+func (m *model) load(now int64, key string, ttl time.Duration) (string, bool, error) {
+	e, ok := m.entries[key]
+	if !ok || e.expires <= now {
+		return "", false, sessionstore.ErrNotFound
+	}
+	// The model's entries have no own expiry: the ttl is their lifetime.
+	if now-e.renewed >= int64(sessionstore.RenewInterval(ttl)) {
+		m.renew(e, now, ttl)
+		return e.data, true, nil
+	}
+	return e.data, false, nil
+}
+
+func (m *model) patch(now int64, key, p string, ttl time.Duration, create bool) (string, error) {
+	e, ok := m.entries[key]
+	if ok && e.expires <= now {
+		delete(m.entries, key)
+		ok = false
+	}
+	if !ok && !create {
+		return "", sessionstore.ErrNotFound
+	}
+	cur := ""
+	if ok {
+		cur = e.data
+	}
+	data, err := mergepatch.Apply(cur, []string{p})
+	if err != nil {
+		return "", err
+	}
+	if data == mergepatch.EmptyData {
+		delete(m.entries, key)
+		return data, nil
+	}
+	if !ok {
+		e = &modelEntry{}
+		m.entries[key] = e
+	}
+	e.data = data
+	m.renew(e, now, ttl)
+	return data, nil
+}
+
+func (m *model) rename(now int64, oldKey, newKey string, ttl time.Duration) error {
+	e, ok := m.entries[oldKey]
+	if !ok {
+		return sessionstore.ErrNotFound
+	}
+	delete(m.entries, oldKey)
+	if e.expires <= now {
+		return sessionstore.ErrNotFound
+	}
+	m.renew(e, now, ttl)
+	m.entries[newKey] = e
+	return nil
+}
+
+func (m *model) sweep(now int64) int {
+	n := 0
+	for k, e := range m.entries {
+		if e.expires <= now {
+			delete(m.entries, k)
+			n++
+		}
+	}
+	return n
+}
+
+// TestMemRandomAgainstModel runs random single-threaded operations on the
+// store and on a reference model of the contract, and compares every result
+// and the heap invariants after each operation.
+func TestMemRandomAgainstModel(t *testing.T) {
+	for _, layout := range []struct {
+		name      string
+		collide   bool // keys' hashes collide, a few per shard
+		compactly bool // shards compact at a few bytes and slots
+	}{
+		{"default", false, false},
+		{"collisions", true, false},
+		{"compacting", false, true},
+		{"both", true, true},
+	} {
+		for seed := int64(1); seed <= 5; seed++ {
+			t.Run(fmt.Sprintf("%s/%d", layout.name, seed), func(t *testing.T) {
+				s, c := newTestStore(t, 0)
+				if layout.collide {
+					s.hashMask = 0x3f // two hash values a shard
+				}
+				if layout.compactly {
+					setShardLimits(s, shardLimits{compactMinArena: 32, compactMinSlots: 2, maxArena: maxArena})
+				}
+				testMemRandomAgainstModel(t, s, c, seed)
+			})
+		}
+	}
+}
+
+func testMemRandomAgainstModel(t *testing.T, s *memStore, c *fakeClock, seed int64) {
+	{
+		{
+			m := &model{entries: map[string]*modelEntry{}}
+			r := rand.New(rand.NewSource(seed))
+			ttls := []time.Duration{0, time.Second, 5 * time.Second, time.Minute}
+			patches := []string{`{"a":1}`, `{"b":{"c":2}}`, `{"a":null}`, `{"b":{"c":null}}`, `{"b":null}`, `{}`, `{"a":"é"}`,
+				`{"s":"a longer value, for data that outgrows its place"}`, `{"s":null}`}
+			key := func() string { return fmt.Sprintf("k%d", r.Intn(40)) }
+			for i := 0; i < 4000; i++ {
+				now := c.now()
+				var desc string
+				switch op := r.Intn(100); {
+				case op < 30:
+					k, ttl := key(), ttls[r.Intn(len(ttls))]
+					desc = fmt.Sprintf("Load(%s, %v)", k, ttl)
+					d1, r1, e1 := unpackLoad(s.Load(bg, k, ttl))
+					d2, r2, e2 := m.load(now, k, ttl)
+					if d1 != d2 || r1 != r2 || !errors.Is(e1, e2) {
+						t.Fatalf("op %d %s = %q, %v, %v; model %q, %v, %v", i, desc, d1, r1, e1, d2, r2, e2)
+					}
+				case op < 65:
+					k, p, ttl, create := key(), patches[r.Intn(len(patches))], ttls[r.Intn(len(ttls))], r.Intn(3) != 0
+					desc = fmt.Sprintf("Patch(%s, %s, %v, %v)", k, p, ttl, create)
+					d1, e1 := s.Patch(bg, k, []string{p}, sessionstore.PatchOptions{TTL: ttl, Create: create})
+					d2, e2 := m.patch(now, k, p, ttl, create)
+					if d1 != d2 || !errors.Is(e1, e2) {
+						t.Fatalf("op %d %s = %q, %v; model %q, %v", i, desc, d1, e1, d2, e2)
+					}
+				case op < 75:
+					k := key()
+					desc = fmt.Sprintf("Delete(%s)", k)
+					if err := s.Delete(bg, k); err != nil {
+						t.Fatalf("op %d %s: %v", i, desc, err)
+					}
+					delete(m.entries, k)
+				case op < 88:
+					from, to, ttl := key(), key(), ttls[r.Intn(len(ttls))]
+					desc = fmt.Sprintf("Rename(%s, %s, %v)", from, to, ttl)
+					e1 := s.Rename(bg, from, to, ttl)
+					e2 := m.rename(now, from, to, ttl)
+					if !errors.Is(e1, e2) {
+						t.Fatalf("op %d %s = %v; model %v", i, desc, e1, e2)
+					}
+				case op < 93:
+					desc = "sweep"
+					if n1, n2 := s.sweep(), m.sweep(now); n1 != n2 {
+						t.Fatalf("op %d sweep dropped %d; model %d", i, n1, n2)
+					}
+				default:
+					d := time.Duration(r.Intn(3000)) * time.Millisecond
+					desc = fmt.Sprintf("advance %v", d)
+					c.advance(d)
+				}
+				if s.Len() != len(m.entries) {
+					t.Fatalf("op %d %s: Len() = %d; model %d", i, desc, s.Len(), len(m.entries))
+				}
+				for k, me := range m.entries {
+					e, ok := entryOf(s, k)
+					if !ok || e.data != me.data || e.expires != me.expires || e.renewed != me.renewed {
+						t.Fatalf("op %d %s: entry %s = %+v, %v; model %+v", i, desc, k, e, ok, *me)
+					}
+				}
+				checkInvariants(t, s)
+				if t.Failed() {
+					t.Fatalf("op %d %s broke the invariants", i, desc)
+				}
+			}
+		}
+	}
+}
