@@ -24,6 +24,26 @@ var ErrNotFound = errors.New("session not found")
 // limit; nothing is written.
 var ErrTooLarge = errors.New("session data too large")
 
+// ErrMoved is what a MovedError is: see there.
+var ErrMoved = errors.New("session moved to a new key by a regenerate")
+
+// MovedError is returned by Load and Patch for a key that a Rename with a
+// Grace moved away less than the grace ago: the session lives on under To.
+// Nothing is read or written. The handler may write to To on behalf of a
+// request that loaded the session before the move; it never hands To (or
+// the ID in it) to a client.
+type MovedError struct {
+	To string // the key the session moved to
+}
+
+func (e *MovedError) Error() string { return ErrMoved.Error() }
+
+// Unwrap makes errors.Is(err, ErrMoved) hold.
+func (e *MovedError) Unwrap() error { return ErrMoved }
+
+// MaxScopeLength bounds a Meta.Scope.
+const MaxScopeLength = 255
+
 // Permanent as a session's own Expiry makes it never expire.
 const Permanent time.Duration = -1
 
@@ -37,6 +57,10 @@ type Meta struct {
 	// replaces the handler's; zero when it has none, Permanent for none
 	// at all.
 	Expiry time.Duration
+	// Scope names the site the session belongs to (see the handler's
+	// isolation); empty for a session stored before scopes, which any
+	// site accepts. At most MaxScopeLength bytes.
+	Scope string
 }
 
 // Entry is a loaded session.
@@ -63,6 +87,22 @@ type PatchOptions struct {
 	// Expiry, when not zero, sets the entry's own expiry (Permanent for
 	// none), which then replaces TTL for this and later writes and loads.
 	Expiry time.Duration
+	// Scope, when not empty, is recorded as the entry's scope when it has
+	// none: a new entry, or one stored before scopes.
+	Scope string
+}
+
+// RenameOptions shape a Rename.
+type RenameOptions struct {
+	// TTL is the new entry's lifetime, unless it has its own Expiry. Zero
+	// is no expiry.
+	TTL time.Duration
+	// Grace, when positive, keeps a record under the old key for that long
+	// (on a regenerate, so that requests still in flight with the old ID
+	// lose nothing): a Load or Patch of the old key then returns a
+	// *MovedError naming the new key, and a Delete of it removes the
+	// record. The record holds no data, and Inspect and Counter ignore it.
+	Grace time.Duration
 }
 
 // Store keeps session data. Implementations must be safe for concurrent use:
@@ -78,24 +118,27 @@ type Store interface {
 	// its lifetime (ttl, or its own Expiry) has passed since the entry's
 	// lifetime was last renewed, Load renews it and reports Renewed;
 	// otherwise the entry's expiry is left as it is, which keeps the common
-	// read path a pure read. A missing or expired entry gives ErrNotFound.
+	// read path a pure read. A missing or expired entry gives ErrNotFound;
+	// a key moved away by a Rename within its grace, a *MovedError.
 	Load(ctx context.Context, key string, ttl time.Duration) (Entry, error)
 
 	// Patch applies the JSON merge patches (RFC 7396), in order, to the data
 	// under key as one atomic change, and stores the result with a fresh
 	// lifetime. A result with no keys deletes the entry. Each patch must
-	// already have passed mergepatch.Validate.
+	// already have passed mergepatch.Validate. A key moved away by a
+	// Rename within its grace gives a *MovedError, and nothing is written.
 	Patch(ctx context.Context, key string, patches []string, opts PatchOptions) (data string, err error)
 
-	// Delete removes key and what is kept beside it. Deleting an absent
-	// key is not an error.
+	// Delete removes key and what is kept beside it (a grace record
+	// included). Deleting an absent key is not an error.
 	Delete(ctx context.Context, key string) error
 
 	// Rename moves the entry under oldKey, with its Meta, to newKey with a
-	// fresh lifetime of ttl (or its own Expiry), as one atomic change: no
-	// reader sees both or neither. It returns ErrNotFound when oldKey is
-	// absent.
-	Rename(ctx context.Context, oldKey, newKey string, ttl time.Duration) error
+	// fresh lifetime of opts.TTL (or its own Expiry), as one atomic change:
+	// no reader sees both or neither. With opts.Grace it leaves a grace
+	// record under oldKey. It returns ErrNotFound when oldKey holds no
+	// session.
+	Rename(ctx context.Context, oldKey, newKey string, opts RenameOptions) error
 }
 
 // RenewFraction sets how often a session's lifetime is renewed: once at

@@ -19,15 +19,15 @@ const (
 	secretB = "second-secret-0123456789abcdefghijklmno"
 )
 
-// signedBy reports whether a cookie value is id.signature under secret, by
-// the recipe the README documents.
+// signedBy reports whether a cookie value of the session named "session"
+// is id.signature under secret, by the recipe the README documents.
 func signedBy(value, cookieName, secret string) bool {
 	id, sig, ok := strings.Cut(value, ".")
 	if !ok {
 		return false
 	}
 	mac := hmac.New(sha256.New, []byte(secret))
-	mac.Write([]byte("caddy-session cookie\n" + cookieName + "\n" + id))
+	mac.Write([]byte("caddy-session cookie v2\nsession\n" + cookieName + "\n" + id))
 	return sig == base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
 }
 

@@ -69,6 +69,9 @@ func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
 		{"SlidingRenewal", testSlidingRenewal},
 		{"Permanent", testPermanent},
 		{"ConcurrentPatches", testConcurrentPatches},
+		{"RenameGrace", testRenameGrace},
+		{"RenameGraceEnds", testRenameGraceEnds},
+		{"Scope", testScope},
 		{"Removals", testRemovals},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -434,7 +437,7 @@ func testRename(t *testing.T, h Harness) {
 			if tt.occupyNew {
 				h.create(t, newKey, `{"v":"new"}`)
 			}
-			err := h.Store.Rename(bg, oldKey, newKey, h.TTL)
+			err := h.Store.Rename(bg, oldKey, newKey, sessionstore.RenameOptions{TTL: h.TTL})
 			if !errors.Is(err, tt.wantErr) {
 				t.Fatalf("Rename = %v, want %v", err, tt.wantErr)
 			}
@@ -464,7 +467,7 @@ func testRenameFreshLifetime(t *testing.T, h Harness) {
 	h.create(t, "a2", `{"a":2}`)
 	h.Advance(h.TTL / 2)
 	for _, k := range []string{"1", "2"} {
-		if err := h.Store.Rename(bg, "a"+k, "b"+k, h.TTL); err != nil {
+		if err := h.Store.Rename(bg, "a"+k, "b"+k, sessionstore.RenameOptions{TTL: h.TTL}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -486,7 +489,7 @@ func testExpiry(t *testing.T, h Harness) {
 	if data, err := h.Store.Patch(bg, "k", []string{`{"b":2}`}, sessionstore.PatchOptions{TTL: h.TTL}); !errors.Is(err, sessionstore.ErrNotFound) || data != "" {
 		t.Errorf("Patch(expired, Create false) = %q, %v; want ErrNotFound", data, err)
 	}
-	if err := h.Store.Rename(bg, "k", "k2", h.TTL); !errors.Is(err, sessionstore.ErrNotFound) {
+	if err := h.Store.Rename(bg, "k", "k2", sessionstore.RenameOptions{TTL: h.TTL}); !errors.Is(err, sessionstore.ErrNotFound) {
 		t.Errorf("Rename(expired) = %v, want ErrNotFound", err)
 	}
 	h.wantGone(t, "k2")
@@ -616,6 +619,10 @@ func testRemovals(t *testing.T, h Harness) {
 	if err := h.Store.Delete(bg, "deleted"); err != nil {
 		t.Fatal(err)
 	}
+	h.patch(t, "regenerated", sessionstore.PatchOptions{TTL: 10 * h.TTL, Create: true}, `{"a":1}`)
+	if err := h.Store.Rename(bg, "regenerated", "regenerated2", sessionstore.RenameOptions{TTL: 10 * h.TTL, Grace: h.TTL / 2}); err != nil {
+		t.Fatal(err)
+	}
 	h.Advance(h.TTL)
 
 	done := make(chan struct{})
@@ -629,6 +636,124 @@ func testRemovals(t *testing.T, h Harness) {
 	defer mu.Unlock()
 	want := map[string][]string{"short": {sessionstore.RemovedExpired}}
 	if fmt.Sprint(removed) != fmt.Sprint(want) {
-		t.Errorf("removals reported: %v, want %v (a Delete is not the store's own)", removed, want)
+		t.Errorf("removals reported: %v, want %v (a Delete is not the store's own, nor a grace record's end)", removed, want)
+	}
+}
+
+// movedTo returns the key a MovedError names, failing the test on any other
+// result.
+func movedTo(t *testing.T, what string, err error) string {
+	t.Helper()
+	var moved *sessionstore.MovedError
+	if !errors.As(err, &moved) || !errors.Is(err, sessionstore.ErrMoved) {
+		t.Fatalf("%s = %v, want a *MovedError", what, err)
+	}
+	return moved.To
+}
+
+// testRenameGrace: within the grace, the old key answers Load and Patch
+// with the new key and holds nothing; Delete removes the record; the
+// record is not a session (Inspect, Len, Rename).
+func testRenameGrace(t *testing.T, h Harness) {
+	h.patch(t, "old", sessionstore.PatchOptions{TTL: h.TTL, Create: true, SetCreated: true}, `{"user":"kim"}`)
+	if err := h.Store.Rename(bg, "old", "new", sessionstore.RenameOptions{TTL: h.TTL, Grace: h.TTL}); err != nil {
+		t.Fatal(err)
+	}
+	h.wantData(t, "new", `{"user":"kim"}`)
+	h.wantLen(t, 1)
+
+	e, err := h.Store.Load(bg, "old", h.TTL)
+	if to := movedTo(t, "Load(old)", err); to != "new" || e != (sessionstore.Entry{}) {
+		t.Errorf("Load(old) = %+v, moved to %q; want a zero Entry, moved to new", e, to)
+	}
+	data, err := h.Store.Patch(bg, "old", []string{`{"cart":1}`}, sessionstore.PatchOptions{TTL: h.TTL, Create: true})
+	if to := movedTo(t, "Patch(old)", err); to != "new" || data != "" {
+		t.Errorf("Patch(old) = %q, moved to %q; want nothing written, moved to new", data, to)
+	}
+	// The writer follows the move with the new key, as the handler does.
+	h.patch(t, "new", sessionstore.PatchOptions{TTL: h.TTL}, `{"cart":1}`)
+	h.wantData(t, "new", `{"cart":1,"user":"kim"}`)
+
+	if in, ok := h.Store.(sessionstore.Inspector); ok {
+		if _, _, err := in.Inspect(bg, "old"); !errors.Is(err, sessionstore.ErrNotFound) {
+			t.Errorf("Inspect(old) = %v, want ErrNotFound: a grace record is no session", err)
+		}
+	}
+	if err := h.Store.Rename(bg, "old", "other", sessionstore.RenameOptions{TTL: h.TTL}); !errors.Is(err, sessionstore.ErrNotFound) {
+		t.Errorf("Rename(old) = %v, want ErrNotFound: a grace record is no session", err)
+	}
+	h.wantLen(t, 1)
+
+	if err := h.Store.Delete(bg, "old"); err != nil {
+		t.Fatal(err)
+	}
+	h.wantGone(t, "old")
+	h.wantData(t, "new", `{"cart":1,"user":"kim"}`)
+
+	// Without a grace, nothing stays behind.
+	if err := h.Store.Rename(bg, "new", "newer", sessionstore.RenameOptions{TTL: h.TTL}); err != nil {
+		t.Fatal(err)
+	}
+	h.wantGone(t, "new")
+	h.wantData(t, "newer", `{"cart":1,"user":"kim"}`)
+}
+
+// testRenameGraceEnds: the grace record goes when its grace is over, and a
+// new session may be made under the old key after that.
+func testRenameGraceEnds(t *testing.T, h Harness) {
+	h.create(t, "old", `{"a":1}`)
+	if err := h.Store.Rename(bg, "old", "new", sessionstore.RenameOptions{TTL: 4 * h.TTL, Grace: h.TTL / 2}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Store.Load(bg, "old", h.TTL); !errors.Is(err, sessionstore.ErrMoved) {
+		t.Fatalf("Load(old) within the grace = %v, want ErrMoved", err)
+	}
+	h.Advance(h.TTL/2 + h.TTL/10)
+	h.wantGone(t, "old")
+	if _, err := h.Store.Patch(bg, "old", []string{`{"a":1}`}, sessionstore.PatchOptions{TTL: h.TTL}); !errors.Is(err, sessionstore.ErrNotFound) {
+		t.Errorf("Patch(old) after the grace = %v, want ErrNotFound", err)
+	}
+	h.wantData(t, "new", `{"a":1}`)
+	if h.Sweep != nil {
+		h.Sweep()
+	}
+	h.wantLen(t, 1)
+}
+
+// testScope: a scope is recorded when the entry has none, kept by later
+// writes and by Rename, and dropped with the session.
+func testScope(t *testing.T, h Harness) {
+	scope := "example.com:443"
+	h.patch(t, "s", sessionstore.PatchOptions{TTL: h.TTL, Create: true, Scope: scope}, `{"a":1}`)
+	if e, _ := h.load(t, "s", h.TTL); e.Meta.Scope != scope {
+		t.Fatalf("scope %q, want %q", e.Meta.Scope, scope)
+	}
+	// A later write under another scope does not move it.
+	h.patch(t, "s", sessionstore.PatchOptions{TTL: h.TTL, Scope: "other:443"}, `{"b":2}`)
+	if e, _ := h.load(t, "s", h.TTL); e.Meta.Scope != scope || e.Data != `{"a":1,"b":2}` {
+		t.Errorf("after a write with another scope: %+v", e)
+	}
+	if err := h.Store.Rename(bg, "s", "s2", sessionstore.RenameOptions{TTL: h.TTL}); err != nil {
+		t.Fatal(err)
+	}
+	if e, _ := h.load(t, "s2", h.TTL); e.Meta.Scope != scope {
+		t.Errorf("after Rename: scope %q, want %q", e.Meta.Scope, scope)
+	}
+	// A session stored without one takes the first it is written with.
+	h.create(t, "legacy", `{"a":1}`)
+	if e, _ := h.load(t, "legacy", h.TTL); e.Meta.Scope != "" {
+		t.Errorf("a session written without a scope has %q", e.Meta.Scope)
+	}
+	h.patch(t, "legacy", sessionstore.PatchOptions{TTL: h.TTL, Scope: scope}, `{"b":1}`)
+	if e, _ := h.load(t, "legacy", h.TTL); e.Meta.Scope != scope {
+		t.Errorf("a session without a scope, written with one: scope %q", e.Meta.Scope)
+	}
+	// A new session under a deleted key starts without the old scope.
+	if err := h.Store.Delete(bg, "s2"); err != nil {
+		t.Fatal(err)
+	}
+	h.create(t, "s2", `{"c":1}`)
+	if e, _ := h.load(t, "s2", h.TTL); e.Meta.Scope != "" {
+		t.Errorf("a new session under a deleted key kept scope %q", e.Meta.Scope)
 	}
 }
