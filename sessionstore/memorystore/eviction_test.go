@@ -28,7 +28,7 @@ func TestMemCapEvictsNearestExpiry(t *testing.T) {
 
 	// Patching an existing key or renaming does not evict.
 	mustPatch(t, s, "a", 30*time.Minute, `{"x":1}`)
-	if err := s.Rename(bg, "c", "c2", 20*time.Minute); err != nil {
+	if err := s.Rename(bg, "c", "c2", sessionstore.RenameOptions{TTL: 20 * time.Minute}); err != nil {
 		t.Fatal(err)
 	}
 	wantLen(t, s, 3)
@@ -224,7 +224,7 @@ func TestMemRandomHeapWithCap(t *testing.T) {
 			s.Delete(bg, k)
 		case op < 90:
 			desc = "Rename"
-			s.Rename(bg, k, fmt.Sprintf("k%d", r.Intn(80)), ttl)
+			s.Rename(bg, k, fmt.Sprintf("k%d", r.Intn(80)), sessionstore.RenameOptions{TTL: ttl})
 		case op < 95:
 			desc = "sweep"
 			s.sweep()

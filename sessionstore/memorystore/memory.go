@@ -201,9 +201,14 @@ func (s *memStore) Load(_ context.Context, key string, ttl time.Duration) (sessi
 		return sessionstore.Entry{}, sessionstore.ErrNotFound
 	}
 	e := &sh.slots[i]
+	if e.moved {
+		err := &sessionstore.MovedError{To: sh.data(i)}
+		sh.mu.RUnlock()
+		return sessionstore.Entry{}, err
+	}
 	_, interval := e.lifetime(ttl)
 	due := now-e.renewed >= int64(interval)
-	entry := sessionstore.Entry{Data: sh.data(i), Meta: e.meta()}
+	entry := sessionstore.Entry{Data: sh.data(i), Meta: sh.meta(i)}
 	sh.mu.RUnlock()
 	if !due {
 		return entry, nil
@@ -216,7 +221,10 @@ func (s *memStore) Load(_ context.Context, key string, ttl time.Duration) (sessi
 		return sessionstore.Entry{}, sessionstore.ErrNotFound
 	}
 	e = &sh.slots[i]
-	entry = sessionstore.Entry{Data: sh.data(i), Meta: e.meta()}
+	if e.moved { // moved away between the two locks
+		return sessionstore.Entry{}, &sessionstore.MovedError{To: sh.data(i)}
+	}
+	entry = sessionstore.Entry{Data: sh.data(i), Meta: sh.meta(i)}
 	t, interval := e.lifetime(ttl)
 	// Another request may have renewed it between the two locks.
 	if now-e.renewed < int64(interval) {
@@ -237,11 +245,11 @@ func (s *memStore) Inspect(_ context.Context, key string) (sessionstore.Entry, t
 	sh.mu.RLock()
 	defer sh.mu.RUnlock()
 	i, ok := sh.find(h, key)
-	if !ok || sh.slots[i].expired(now) {
+	if !ok || sh.slots[i].expired(now) || sh.slots[i].moved {
 		return sessionstore.Entry{}, 0, sessionstore.ErrNotFound
 	}
 	e := &sh.slots[i]
-	entry := sessionstore.Entry{Data: sh.data(i), Meta: e.meta()}
+	entry := sessionstore.Entry{Data: sh.data(i), Meta: sh.meta(i)}
 	if e.expires == math.MaxInt64 {
 		return entry, 0, nil
 	}
@@ -261,6 +269,9 @@ func (s *memStore) notifyRemoved(keys []string, reason string) {
 
 // Patch implements sessionstore.Store.
 func (s *memStore) Patch(_ context.Context, key string, patches []string, opts sessionstore.PatchOptions) (string, error) {
+	if len(opts.Scope) > sessionstore.MaxScopeLength {
+		return "", fmt.Errorf("memory session store: scope of %d bytes, the most is %d", len(opts.Scope), sessionstore.MaxScopeLength)
+	}
 	h := s.hash(key)
 	sh := s.shardOf(h)
 	now := s.now()
@@ -268,13 +279,22 @@ func (s *memStore) Patch(_ context.Context, key string, patches []string, opts s
 	sh.mu.Lock()
 	i, ok := sh.find(h, key)
 	if ok && sh.slots[i].expired(now) {
-		sh.remove(i)
-		s.count.Add(-1)
+		s.drop(sh, i)
 		ok = false
+	}
+	if ok && sh.slots[i].moved {
+		err := &sessionstore.MovedError{To: sh.data(i)}
+		sh.mu.Unlock()
+		return "", err
 	}
 	if !ok && !opts.Create {
 		sh.mu.Unlock()
 		return "", sessionstore.ErrNotFound
+	}
+	// A scope is recorded on an entry that has none.
+	scope := ""
+	if opts.Scope != "" && (!ok || sh.slots[i].scopeLen == 0) {
+		scope = opts.Scope
 	}
 	current := ""
 	if ok {
@@ -294,6 +314,9 @@ func (s *memStore) Patch(_ context.Context, key string, patches []string, opts s
 		case len(data) <= int(sh.slots[i].dataLen):
 			need = 0 // overwritten in place
 		}
+		if scope != "" {
+			need += len(key) + len(scope) // the key moves with its new scope
+		}
 		if err = sh.ensureArenaFits(need); err == nil && ok {
 			i, _ = sh.find(h, key) // ensureArenaFits may have compacted the shard
 		}
@@ -305,11 +328,13 @@ func (s *memStore) Patch(_ context.Context, key string, patches []string, opts s
 	inserted := false
 	switch {
 	case data == mergepatch.EmptyData && ok:
-		sh.remove(i)
-		s.count.Add(-1)
+		s.drop(sh, i)
 	case data == mergepatch.EmptyData:
 	case ok:
 		sh.setData(i, data)
+		if scope != "" {
+			sh.setScope(i, scope)
+		}
 		e := &sh.slots[i]
 		e.written(now, opts)
 		sh.fix(e.pos)
@@ -317,7 +342,7 @@ func (s *memStore) Patch(_ context.Context, key string, patches []string, opts s
 	default:
 		var e memEntry
 		e.written(now, opts)
-		sh.insert(h, key, data, e)
+		sh.insert(h, key, scope, data, e)
 		s.count.Add(1)
 		inserted = true
 	}
@@ -336,16 +361,24 @@ func (s *memStore) Delete(_ context.Context, key string) error {
 	sh := s.shardOf(h)
 	sh.mu.Lock()
 	if i, ok := sh.find(h, key); ok {
-		sh.remove(i)
-		s.count.Add(-1)
+		s.drop(sh, i)
 		s.version.Add(1)
 	}
 	sh.mu.Unlock()
 	return nil
 }
 
+// drop removes slot i of sh, keeping the count of sessions, which grace
+// records are not.
+func (s *memStore) drop(sh *memShard, i uint32) {
+	if !sh.slots[i].moved {
+		s.count.Add(-1)
+	}
+	sh.remove(i)
+}
+
 // Rename implements sessionstore.Store.
-func (s *memStore) Rename(_ context.Context, oldKey, newKey string, ttl time.Duration) error {
+func (s *memStore) Rename(_ context.Context, oldKey, newKey string, opts sessionstore.RenameOptions) error {
 	fromHash, toHash := s.hash(oldKey), s.hash(newKey)
 	fi, ti := int(fromHash%memShardCount), int(toHash%memShardCount)
 	from, to := &s.shards[fi], &s.shards[ti]
@@ -354,47 +387,64 @@ func (s *memStore) Rename(_ context.Context, oldKey, newKey string, ttl time.Dur
 
 	now := s.now()
 	i, ok := from.find(fromHash, oldKey)
-	if !ok {
+	if !ok || from.slots[i].moved {
 		return sessionstore.ErrNotFound
 	}
 	if from.slots[i].expired(now) {
-		from.remove(i)
-		s.count.Add(-1)
+		s.drop(from, i)
 		return sessionstore.ErrNotFound
 	}
 	// The arena first, so that a rename that does not fit loses nothing.
-	if err := to.ensureArenaFits(len(newKey) + int(from.slots[i].dataLen)); err != nil {
-		return err
+	moving := len(newKey) + int(from.slots[i].scopeLen) + int(from.slots[i].dataLen)
+	record := 0 // the grace record: the old key, and the new one as its data
+	if opts.Grace > 0 {
+		record = len(oldKey) + len(newKey)
+	}
+	if from == to {
+		if err := to.ensureArenaFits(moving + record); err != nil {
+			return err
+		}
+	} else {
+		if err := to.ensureArenaFits(moving); err != nil {
+			return err
+		}
+		if err := from.ensureArenaFits(record); err != nil {
+			return err
+		}
 	}
 	i, _ = from.find(fromHash, oldKey) // ensureArenaFits may have compacted the shard
-	e, data := from.slots[i], from.data(i)
-	from.remove(i)
+	e, scope, data := from.slots[i], string(from.scope(i)), from.data(i)
+	from.remove(i) // the session itself moves: the count stays
 	if j, ok := to.find(toHash, newKey); ok {
-		to.remove(j)
-		s.count.Add(-1)
+		s.drop(to, j)
 	}
-	ttl, _ = e.lifetime(ttl)
+	ttl, _ := e.lifetime(opts.TTL)
 	e.renew(now, ttl)
-	to.insert(toHash, newKey, data, e)
+	to.insert(toHash, newKey, scope, data, e)
+	if opts.Grace > 0 {
+		grace := memEntry{moved: true, renewed: now}
+		grace.renew(now, opts.Grace)
+		from.insert(fromHash, oldKey, "", newKey, grace)
+	}
 	s.version.Add(1)
 	return nil
 }
 
-// put stores data under key with e's times, replacing what key held.
-func (s *memStore) put(key, data string, e memEntry) error {
+// put stores data under key with its scope and e's times, replacing what
+// key held.
+func (s *memStore) put(key, scope, data string, e memEntry) error {
 	h := s.hash(key)
 	sh := s.shardOf(h)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	// The arena first, so that an entry that does not fit leaves the old one.
-	if err := sh.ensureArenaFits(len(key) + len(data)); err != nil {
+	if err := sh.ensureArenaFits(len(key) + len(scope) + len(data)); err != nil {
 		return err
 	}
 	if i, ok := sh.find(h, key); ok {
-		sh.remove(i)
-		s.count.Add(-1)
+		s.drop(sh, i)
 	}
-	sh.insert(h, key, data, e)
+	sh.insert(h, key, scope, data, e)
 	s.count.Add(1)
 	s.version.Add(1)
 	return nil
@@ -463,11 +513,13 @@ func (s *memStore) evictOne() bool {
 		victim.mu.Lock()
 		// Evict only what was chosen: the shard may have changed since.
 		if top, ok := victim.top(); ok && string(victim.key(top)) == key {
-			victim.remove(top)
-			s.count.Add(-1)
+			wasSession := !victim.slots[top].moved
+			s.drop(victim, top)
 			s.version.Add(1)
 			victim.mu.Unlock()
-			s.notifyRemoved([]string{key}, sessionstore.RemovedEvicted)
+			if wasSession {
+				s.notifyRemoved([]string{key}, sessionstore.RemovedEvicted)
+			}
 			return true
 		}
 		victim.mu.Unlock()
@@ -506,20 +558,22 @@ func (s *memStore) sweep() int {
 		sh := &s.shards[i]
 		for more := true; more; {
 			now := s.now()
-			var keys []string
+			var keys []string // the sessions removed, to report
+			more = false
 			sh.mu.Lock()
-			for len(keys) < sweepBatch {
+			for n := 0; n < sweepBatch; n++ {
 				top, ok := sh.top()
 				if !ok || !sh.slots[top].expired(now) {
 					break
 				}
-				keys = append(keys, string(sh.key(top)))
-				sh.remove(top)
+				if !sh.slots[top].moved { // a grace record's end is no session's
+					keys = append(keys, string(sh.key(top)))
+				}
+				s.drop(sh, top)
+				dropped++
+				more = n == sweepBatch-1
 			}
-			more = len(keys) == sweepBatch
 			sh.mu.Unlock()
-			s.count.Add(-int64(len(keys)))
-			dropped += len(keys)
 			s.notifyRemoved(keys, sessionstore.RemovedExpired)
 		}
 	}

@@ -158,7 +158,7 @@ func TestMemHugeTTL(t *testing.T) {
 			s, c := newTestStore(t, 0)
 			mustPatch(t, s, "p", ttl, `{"a":1}`)
 			mustPatch(t, s, "r", time.Hour, `{"a":1}`)
-			if err := s.Rename(bg, "r", "r2", ttl); err != nil {
+			if err := s.Rename(bg, "r", "r2", sessionstore.RenameOptions{TTL: ttl}); err != nil {
 				t.Fatal(err)
 			}
 			// A Load renews with ttl once a tenth of it has passed:
@@ -317,7 +317,7 @@ func TestMemRename(t *testing.T) {
 			c.advance(elapsed)
 			renameAt := c.now()
 
-			err := s.Rename(bg, tt.oldKey, tt.newKey, tt.newTTL)
+			err := s.Rename(bg, tt.oldKey, tt.newKey, sessionstore.RenameOptions{TTL: tt.newTTL})
 			if !errors.Is(err, tt.wantErr) {
 				t.Fatalf("Rename = %v, want %v", err, tt.wantErr)
 			}
@@ -457,7 +457,7 @@ func TestMemConcurrentMixed(t *testing.T) {
 							}
 						case op < 90:
 							to := keys[r.Intn(nkeys)]
-							if err := s.Rename(bg, k, to, ttl); err != nil && !errors.Is(err, sessionstore.ErrNotFound) {
+							if err := s.Rename(bg, k, to, sessionstore.RenameOptions{TTL: ttl}); err != nil && !errors.Is(err, sessionstore.ErrNotFound) {
 								t.Errorf("Rename: %v", err)
 							}
 						case op < 93:

@@ -71,11 +71,13 @@ type memEntry struct {
 	renewed   int64  // unix nanoseconds of the last renewal
 	created   int64  // unix nanoseconds; 0 when not recorded
 	ownExpiry int64  // the entry's own expiry (sessionstore.Meta.Expiry), 0 when none
-	keyOff    uint32
+	keyOff    uint32 // the key, then the scope, in the arena
 	keyLen    uint32
-	dataOff   uint32
+	dataOff   uint32 // the data; for a grace record, the key it moved to
 	dataLen   uint32
 	pos       uint32 // position in the shard's heap
+	scopeLen  uint16 // the scope (sessionstore.Meta.Scope) follows the key
+	moved     bool   // a grace record left by a Rename: no session
 }
 
 func newMemShard() memShard {
@@ -85,10 +87,15 @@ func newMemShard() memShard {
 	}
 }
 
-func (e *memEntry) meta() sessionstore.Meta {
+// meta returns what the shard keeps beside slot i's data.
+func (sh *memShard) meta(i uint32) sessionstore.Meta {
+	e := &sh.slots[i]
 	m := sessionstore.Meta{Expiry: time.Duration(e.ownExpiry)}
 	if e.created != 0 {
 		m.Created = time.Unix(0, e.created)
+	}
+	if e.scopeLen > 0 {
+		m.Scope = string(sh.scope(i))
 	}
 	return m
 }
@@ -143,6 +150,30 @@ func (sh *memShard) key(i uint32) []byte {
 	return sh.arena[e.keyOff : e.keyOff+e.keyLen]
 }
 
+// scope returns the slot's scope, which follows its key in the arena.
+func (sh *memShard) scope(i uint32) []byte {
+	e := &sh.slots[i]
+	end := e.keyOff + e.keyLen
+	return sh.arena[end : end+uint32(e.scopeLen)]
+}
+
+// keyAndScope returns the slot's key and scope, as one run of the arena.
+func (sh *memShard) keyAndScope(i uint32) []byte {
+	e := &sh.slots[i]
+	return sh.arena[e.keyOff : e.keyOff+e.keyLen+uint32(e.scopeLen)]
+}
+
+// setScope gives a slot that has no scope one: its key and the scope go
+// to the arena's end, which ensureArenaFits has made sure they fit in.
+func (sh *memShard) setScope(i uint32, scope string) {
+	e := &sh.slots[i]
+	off := uint32(len(sh.arena))
+	sh.arena = append(sh.arena, sh.arena[e.keyOff:e.keyOff+e.keyLen]...)
+	sh.arena = append(sh.arena, scope...)
+	sh.garbage += int(e.keyLen)
+	e.keyOff, e.scopeLen = off, uint16(len(scope))
+}
+
 // data returns a copy of the slot's data.
 func (sh *memShard) data(i uint32) string {
 	e := &sh.slots[i]
@@ -172,12 +203,15 @@ func (sh *memShard) appendBytes(s string) uint32 {
 	return off
 }
 
-// insert adds an entry for key (hash h), with data and e's times, to the
-// index and the heap. The caller has made sure the key and data fit in the
-// arena (ensureArenaFits) and knows that key is not held.
-func (sh *memShard) insert(h uint64, key, data string, e memEntry) {
+// insert adds an entry for key (hash h), with its scope, data and e's
+// times and flags, to the index and the heap. The caller has made sure the
+// key, scope and data fit in the arena (ensureArenaFits) and knows that
+// key is not held.
+func (sh *memShard) insert(h uint64, key, scope, data string, e memEntry) {
 	e.hash = h
 	e.keyOff, e.keyLen = sh.appendBytes(key), uint32(len(key))
+	sh.appendBytes(scope)
+	e.scopeLen = uint16(len(scope))
 	e.dataOff, e.dataLen = sh.appendBytes(data), uint32(len(data))
 	var i uint32
 	if n := len(sh.free); n > 0 {
@@ -224,7 +258,7 @@ func (sh *memShard) remove(i uint32) {
 		delete(sh.collided, string(sh.key(i)))
 	}
 	sh.heapRemove(e.pos)
-	sh.garbage += int(e.keyLen + e.dataLen)
+	sh.garbage += int(e.keyLen) + int(e.scopeLen) + int(e.dataLen)
 	*e = memEntry{}
 	sh.free = append(sh.free, i)
 	sh.maybeCompact()
@@ -250,7 +284,7 @@ func (sh *memShard) compact() {
 	n := len(sh.heap)
 	live := 0
 	for _, i := range sh.heap {
-		live += int(sh.slots[i].keyLen + sh.slots[i].dataLen)
+		live += int(sh.slots[i].keyLen) + int(sh.slots[i].scopeLen) + int(sh.slots[i].dataLen)
 	}
 	arena := make([]byte, 0, live+live/4)
 	slots := make([]memEntry, n, n+n/4)
@@ -261,7 +295,7 @@ func (sh *memShard) compact() {
 		e := sh.slots[i]
 		k := sh.key(i)
 		e.keyOff = uint32(len(arena))
-		arena = append(arena, k...)
+		arena = append(arena, sh.keyAndScope(i)...)
 		e.dataOff = uint32(len(arena))
 		arena = append(arena, sh.arena[sh.slots[i].dataOff:sh.slots[i].dataOff+e.dataLen]...)
 		e.pos = uint32(pos)

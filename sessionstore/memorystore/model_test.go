@@ -167,7 +167,7 @@ func testMemRandomAgainstModel(t *testing.T, s *memStore, c *fakeClock, seed int
 				case op < 88:
 					from, to, ttl := key(), key(), ttls[r.Intn(len(ttls))]
 					desc = fmt.Sprintf("Rename(%s, %s, %v)", from, to, ttl)
-					e1 := s.Rename(bg, from, to, ttl)
+					e1 := s.Rename(bg, from, to, sessionstore.RenameOptions{TTL: ttl})
 					e2 := m.rename(now, from, to, ttl)
 					if !errors.Is(e1, e2) {
 						t.Fatalf("op %d %s = %v; model %v", i, desc, e1, e2)

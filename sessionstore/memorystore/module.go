@@ -130,8 +130,8 @@ func (m *MemoryStore) Delete(ctx context.Context, key string) error {
 }
 
 // Rename implements sessionstore.Store.
-func (m *MemoryStore) Rename(ctx context.Context, oldKey, newKey string, ttl time.Duration) error {
-	return m.store.Rename(ctx, oldKey, newKey, ttl)
+func (m *MemoryStore) Rename(ctx context.Context, oldKey, newKey string, opts sessionstore.RenameOptions) error {
+	return m.store.Rename(ctx, oldKey, newKey, opts)
 }
 
 // Len implements sessionstore.Counter.

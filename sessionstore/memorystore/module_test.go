@@ -94,7 +94,7 @@ func TestMemoryStoreSharedThroughPool(t *testing.T) {
 	if _, err := m2.Patch(bg, "sess", []string{`{"n":1}`}, sessionstore.PatchOptions{TTL: time.Hour, Create: false}); err != nil {
 		t.Fatal(err)
 	}
-	if err := m2.Rename(bg, "sess", "sess2", time.Hour); err != nil {
+	if err := m2.Rename(bg, "sess", "sess2", sessionstore.RenameOptions{TTL: time.Hour}); err != nil {
 		t.Fatal(err)
 	}
 	if err := m2.Delete(bg, "sess2"); err != nil {

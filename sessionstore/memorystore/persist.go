@@ -15,6 +15,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/caddy-session/caddy-session/sessionstore"
 	"github.com/caddy-session/caddy-session/sessionstore/mergepatch"
 )
 
@@ -35,6 +36,7 @@ type persistEntry struct {
 	Renewed   int64  `json:"r"`
 	Created   int64  `json:"c,omitempty"` // unix nanoseconds; 0 when not recorded
 	OwnExpiry int64  `json:"x,omitempty"` // the session's own expiry in nanoseconds; -1 permanent
+	Scope     string `json:"s,omitempty"` // the site the session belongs to
 }
 
 // persister saves a memory store to a file every interval, and on Destruct.
@@ -138,10 +140,10 @@ func (sh *memShard) writeEntries(enc *json.Encoder, now int64) error {
 	batch := make([]persistEntry, 0, len(sh.heap))
 	for _, i := range sh.heap {
 		e := &sh.slots[i]
-		if e.expired(now) {
-			continue
+		if e.expired(now) || e.moved {
+			continue // a grace record lasts seconds: a restart may drop it
 		}
-		pe := persistEntry{Key: string(sh.key(i)), Data: sh.data(i), Renewed: e.renewed, Created: e.created, OwnExpiry: e.ownExpiry}
+		pe := persistEntry{Key: string(sh.key(i)), Data: sh.data(i), Renewed: e.renewed, Created: e.created, OwnExpiry: e.ownExpiry, Scope: string(sh.scope(i))}
 		if e.expires != math.MaxInt64 {
 			pe.Expires = e.expires
 		}
@@ -189,7 +191,10 @@ func (s *memStore) loadPersisted(path string) {
 		if e.expires == 0 {
 			e.expires = math.MaxInt64
 		}
-		if err := s.put(pe.Key, pe.Data, e); err != nil {
+		if len(pe.Scope) > sessionstore.MaxScopeLength {
+			pe.Scope = ""
+		}
+		if err := s.put(pe.Key, pe.Scope, pe.Data, e); err != nil {
 			logger.Error("memory session store: a session from its file does not fit; dropped", zap.Error(err))
 			continue
 		}

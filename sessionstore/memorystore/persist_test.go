@@ -21,9 +21,16 @@ func TestPersistRoundTrip(t *testing.T) {
 
 	a := newPersistentMemStore(100, time.Hour, nil, path, time.Hour)
 	for key, ttl := range map[string]time.Duration{"s:live": time.Hour, "s:perm": 0, "s:short": 50 * time.Millisecond} {
-		if _, err := a.Patch(ctx, key, []string{`{"k":"` + key + `","é":1}`}, sessionstore.PatchOptions{TTL: ttl, Create: true}); err != nil {
+		if _, err := a.Patch(ctx, key, []string{`{"k":"` + key + `","é":1}`}, sessionstore.PatchOptions{TTL: ttl, Create: true, Scope: "site:443"}); err != nil {
 			t.Fatal(err)
 		}
+	}
+	// A grace record is not saved: it lives for seconds.
+	if _, err := a.Patch(ctx, "s:old", []string{`{"a":1}`}, sessionstore.PatchOptions{TTL: time.Hour, Create: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Rename(ctx, "s:old", "s:new", sessionstore.RenameOptions{TTL: time.Hour, Grace: time.Hour}); err != nil {
+		t.Fatal(err)
 	}
 	if err := a.Destruct(); err != nil { // saves
 		t.Fatal(err)
@@ -42,8 +49,14 @@ func TestPersistRoundTrip(t *testing.T) {
 	time.Sleep(100 * time.Millisecond) // s:short expires while the store is down
 	b := newPersistentMemStore(100, time.Hour, nil, path, time.Hour)
 	defer b.Destruct()
-	if b.Len() != 2 {
-		t.Errorf("after restart Len = %d, want 2 (the expired one dropped)", b.Len())
+	if b.Len() != 3 {
+		t.Errorf("after restart Len = %d, want 3 (the expired one dropped)", b.Len())
+	}
+	if _, err := b.Load(ctx, "s:old", time.Hour); !errors.Is(err, sessionstore.ErrNotFound) {
+		t.Errorf("the grace record came back: %v", err)
+	}
+	if e, err := b.Load(ctx, "s:live", time.Hour); err != nil || e.Meta.Scope != "site:443" {
+		t.Errorf("s:live after restart: scope %q, %v", e.Meta.Scope, err)
 	}
 	data, ttl, err := unpackInspect(b.Inspect(ctx, "s:live"))
 	if err != nil || data != `{"k":"s:live","\u00e9":1}` || ttl < 59*time.Minute {

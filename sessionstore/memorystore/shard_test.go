@@ -28,7 +28,7 @@ func TestMemShardFullLosesNothing(t *testing.T) {
 	if got := peek(t, s, "k"); got != `{"a":"x"}` {
 		t.Fatalf("after the refused Patch, k = %s, want it as it was", got)
 	}
-	if err := s.Rename(bg, "k", "a key too long for the shard to take", time.Hour); !errors.Is(err, errShardFull) {
+	if err := s.Rename(bg, "k", "a key too long for the shard to take", sessionstore.RenameOptions{TTL: time.Hour}); !errors.Is(err, errShardFull) {
 		t.Fatalf("Rename past the shard's room: %v, want errShardFull", err)
 	}
 	if got := peek(t, s, "k"); got != `{"a":"x"}` {
@@ -112,7 +112,7 @@ func TestExpiryHeapOrder(t *testing.T) {
 		if r.Intn(5) == 0 {
 			e.expires = math.MaxInt64
 		}
-		sh.insert(uint64(i), fmt.Sprint(i), "{}", e)
+		sh.insert(uint64(i), fmt.Sprint(i), "", "{}", e)
 		slot, _ := sh.find(uint64(i), fmt.Sprint(i))
 		all[slot] = true
 	}
