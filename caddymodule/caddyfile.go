@@ -46,6 +46,8 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		secret         <secret>...
 //		max_lifetime   <seconds>|<duration>
 //		max_size       <bytes>|<size>
+//		regenerate_grace <duration>
+//		scope          <name>
 //		store          <backend> {
 //			<backend options>
 //		}
@@ -83,7 +85,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 var handlerOptions = []string{
 	"cookie_name", "domain", "path", "expiry", "httponly", "sessioncookie",
 	"samesite", "secure", "prefix", "session_name", "forward_cookie",
-	"secret", "max_lifetime", "max_size", "store",
+	"secret", "max_lifetime", "max_size", "regenerate_grace", "scope", "store",
 }
 
 // unmarshalOption parses the option at the dispenser's cursor and its
@@ -144,6 +146,21 @@ func (h *Handler) unmarshalOption(opts *caddyopt.Reader, d *caddyfile.Dispenser,
 		// On the directive's line the rest of the line is secrets: no
 		// option may follow them there.
 		h.Secrets, err = opts.Values()
+	case "regenerate_grace":
+		if v, err = opts.Value(); err != nil {
+			return err
+		}
+		dur, perr := caddy.ParseDuration(v)
+		if perr != nil {
+			return opts.Errf("want a duration such as 30s, or 0 for none; got %q", v)
+		}
+		if perr = checkGrace(dur); perr != nil {
+			return opts.Wrap(perr)
+		}
+		cd := caddy.Duration(dur)
+		h.RegenerateGrace = &cd
+	case "scope":
+		h.Scope, err = opts.Value()
 	case "max_size":
 		if v, err = opts.Value(); err != nil {
 			return err

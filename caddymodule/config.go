@@ -6,6 +6,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/caddy-session/caddy-session/sessionstore"
 )
 
 // secureMode says when the cookie gets the Secure attribute.
@@ -78,6 +80,14 @@ func (h *Handler) checkConfig() error {
 	if err := checkMaxLifetime(time.Duration(h.MaxLifetime)); err != nil {
 		return err
 	}
+	if h.RegenerateGrace != nil {
+		if err := checkGrace(time.Duration(*h.RegenerateGrace)); err != nil {
+			return err
+		}
+	}
+	if len(h.Scope) > sessionstore.MaxScopeLength || strings.ContainsAny(h.Scope, "\x00\r\n") {
+		return fmt.Errorf("scope: must be at most %d bytes, without NUL, CR or LF", sessionstore.MaxScopeLength)
+	}
 	if h.MaxSize < 0 {
 		return fmt.Errorf("max_size: must not be negative, got %d", h.MaxSize)
 	}
@@ -119,6 +129,15 @@ func checkMaxLifetime(d time.Duration) error {
 		return fmt.Errorf("max_lifetime: must not be negative, got %s", d)
 	case d > 0 && d < time.Second:
 		return fmt.Errorf("max_lifetime: %s is under one second", d)
+	}
+	return nil
+}
+
+// checkGrace judges regenerate_grace: from 0 (off) to an hour; the old ID
+// is only for requests already in flight.
+func checkGrace(d time.Duration) error {
+	if d < 0 || d > time.Hour {
+		return fmt.Errorf("regenerate_grace: must be from 0 (off) to 1h, got %s", d)
 	}
 	return nil
 }

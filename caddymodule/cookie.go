@@ -199,13 +199,17 @@ func (h *Handler) secureIndex(r *http.Request) int {
 // It reports whether it set or deleted a cookie.
 func (h *Handler) updateCookie(r *http.Request, hdr http.Header, sess *session, stored, changed bool, slot *[1]string) bool {
 	switch {
+	case sess.followed || sess.superseded:
+		// The session moved to a new ID under this request: the client
+		// holds, or is about to get, its new cookie, which any cookie
+		// sent here would overwrite.
 	case stored:
 		if changed || sess.id != sess.clientID || sess.renewed && !h.SessionCookie || sess.resign {
 			now := time.Now()
 			addValue(hdr, "Set-Cookie", h.sessionCookie(r, sess.id, h.cookieAgeOf(sess, now), now), slot)
 			return true
 		}
-	case sess.cookiesSent == 1 && !sess.storeFailed:
+	case sess.cookiesSent == 1 && !sess.storeFailed && !sess.foreign:
 		// The client holds a cookie of a session that is cleared,
 		// unknown, expired or malformed: delete it, so it stops costing
 		// a store lookup on every request. With several cookies of the

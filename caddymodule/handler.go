@@ -35,6 +35,10 @@ const (
 	DefaultSessionName = "session"
 )
 
+// DefaultRegenerateGrace is how long a regenerated session's old ID is
+// remembered, so that requests in flight with it lose nothing.
+const DefaultRegenerateGrace = 30 * time.Second
+
 // DefaultMaxSize is the default limit on a session's data: 8000 bytes of
 // JSON. The data goes upstream as one header line, and the strictest common
 // app server, gunicorn, refuses a line over 8190 bytes, its name included:
@@ -131,6 +135,23 @@ type Handler struct {
 	// Default: 8000.
 	MaxSize int `json:"max_size,omitempty"`
 
+	// RegenerateGrace is how long the old ID of a regenerated session
+	// (X-Session-Regenerate, at a login) is remembered on the server: a
+	// request still in flight with it, or sent before the browser got the
+	// new cookie, then neither loses its changes (they go to the session
+	// under its new ID) nor logs the user out (it gets no Set-Cookie). The
+	// old ID is never accepted as the session and the new one never given
+	// to its holder. 0 turns it off. Default: 30s.
+	RegenerateGrace *caddy.Duration `json:"regenerate_grace,omitempty"`
+
+	// Scope names the sessions' site, for handlers that share sessions on
+	// purpose: every handler with the same scope (and store and prefix)
+	// accepts the others' sessions. Without it, a session belongs to the
+	// site that made it: the request's host (or Domain, when set) and the
+	// port it came in on; another site never accepts it. At most 255
+	// bytes. Default: none.
+	Scope string `json:"scope,omitempty"`
+
 	// StoreRaw is the store that keeps the session data, a module in the
 	// `http.session.stores` namespace named by its `backend` field.
 	// Default: `{"backend": "memory"}`.
@@ -143,6 +164,7 @@ type Handler struct {
 	names     contractNames
 	prefix    string
 	expiry    time.Duration // the store lifetime; 0 means none
+	grace     time.Duration // RegenerateGrace, resolved
 	cookieAge time.Duration
 	httpOnly  bool
 	secure    secureMode
@@ -187,6 +209,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 
 	h.prefix = h.effectivePrefix()
 	h.expiry = h.effectiveExpiry()
+	h.grace = DefaultRegenerateGrace
+	if h.RegenerateGrace != nil {
+		h.grace = time.Duration(*h.RegenerateGrace)
+	}
 	h.cookieAge = h.expiry
 	if h.expiry == 0 {
 		h.cookieAge = PermanentCookieAge

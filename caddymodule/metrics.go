@@ -34,10 +34,12 @@ const (
 	refusedBadValue    = "bad_value"    // a Clear, Regenerate or Expiry value out of its set
 	refusedTooLarge    = "too_large"    // a change past max_size
 	refusedUnloaded    = "unloaded"     // changes to a session the store failed to load
+	refusedSuperseded  = "superseded"   // changes under an ID a regenerate has just replaced
 
 	rejectedUnknown      = "unknown"       // a well-formed ID the store does not hold
 	rejectedMalformed    = "malformed"     // a cookie value that is not an ID
 	rejectedBadSignature = "bad_signature" // a signed value whose signature fails
+	rejectedForeign      = "other_site"    // a session of another site (scope)
 )
 
 // metrics are the session collectors. They are made once per registry, so
@@ -67,11 +69,11 @@ func newMetrics(reg *registry) *metrics {
 		}, []string{"session_name", "reason"}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "rejected_total",
-			Help: "Session cookies refused, by reason: unknown (an ID the store does not hold), malformed, bad_signature.",
+			Help: "Session cookies refused, by reason: unknown (an ID the store does not hold), malformed, bad_signature, other_site.",
 		}, []string{"session_name", "reason"}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "refused_total",
-			Help: "Upstream instructions refused, by reason: invalid_json, invalid_utf8, bad_value, too_large, unloaded.",
+			Help: "Upstream instructions refused, by reason: invalid_json, invalid_utf8, bad_value, too_large, unloaded, superseded.",
 		}, []string{"session_name", "reason"}),
 		storeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "store_errors_total",
@@ -183,9 +185,9 @@ func (s meteredStore) Delete(ctx context.Context, key string) error {
 	return err
 }
 
-func (s meteredStore) Rename(ctx context.Context, oldKey, newKey string, ttl time.Duration) error {
+func (s meteredStore) Rename(ctx context.Context, oldKey, newKey string, opts sessionstore.RenameOptions) error {
 	start := time.Now()
-	err := s.store.Rename(ctx, oldKey, newKey, ttl)
+	err := s.store.Rename(ctx, oldKey, newKey, opts)
 	s.metrics.storeOp(opRename, start, err)
 	return err
 }

@@ -33,6 +33,20 @@ type session struct {
 	// resign: the cookie used was signed with an older secret (or an
 	// older signature format), so it is re-issued, signed with the first.
 	resign bool
+	// superseded: the client's cookie names a session that a regenerate
+	// moved to a new ID moments ago (a request that was in flight, or
+	// sent before the new cookie arrived). The client has the new cookie
+	// or is about to: this response sets none, and the upstream's changes
+	// to the empty session it sees are dropped.
+	superseded bool
+	// foreign: the client's cookie names a session of another site (see
+	// scopeMatches). It is not this site's to delete.
+	foreign bool
+	// followed: the session moved to a new ID (a concurrent regenerate)
+	// after this request loaded it, and this request's changes went to
+	// it there. The new ID is never this request's to hand out: the
+	// response sets no cookie.
+	followed bool
 	// renewed: loading the session renewed its lifetime in the store.
 	renewed bool
 	// storeFailed: the store could not say whether the session exists,
@@ -77,11 +91,19 @@ func (h *Handler) loadSession(r *http.Request, sess *session) error {
 		key := h.prefix + id
 		entry, err := h.sessions.Load(r.Context(), key, h.expiry)
 		switch {
+		case err == nil && entry.Meta.Scope != "" && !h.scopeMatches(entry.Meta.Scope, r):
+			// Another site's session: as if unknown here, and left
+			// alone, since the cookie is that site's.
+			sess.foreign = true
+			h.reject(rejectedForeign)
+		case errors.Is(err, sessionstore.ErrMoved):
+			sess.superseded = true
 		case err == nil && h.outlived(entry.Meta):
 			h.endOutlived(r.Context(), id)
 		case err == nil:
 			sess.id, sess.data, sess.isNew, sess.renewed, sess.meta = id, entry.Data, false, entry.Renewed, entry.Meta
 			sess.clientID, sess.resign, sess.key = id, cands.stale[i], key
+			sess.superseded, sess.foreign = false, false // another cookie's
 			return nil
 		case errors.Is(err, sessionstore.ErrNotFound):
 			h.reject(rejectedUnknown)
@@ -179,6 +201,9 @@ func (h *Handler) apply(r *http.Request, hdr http.Header, sess *session, in inst
 	switch {
 	case !in.any():
 		// The common response: nothing to write, at most a renewal.
+	case sess.superseded:
+		h.refuse(refusedSuperseded, "the request came with a session ID that a regenerate has just replaced, so the upstream's changes are dropped (the client has the new cookie)",
+			zap.String("session_hash", idHash(sess.clientID)))
 	case sess.storeFailed:
 		h.applyUnloaded(context.WithoutCancel(r.Context()), sess, in)
 	default:
@@ -192,7 +217,7 @@ func (h *Handler) apply(r *http.Request, hdr http.Header, sess *session, in inst
 		if len(in.patches) > 0 || in.expiry != 0 && stored {
 			// An expiry alone is a patch with no changes: it rewrites
 			// the entry with its new lifetime.
-			stored, changed = h.patch(ctx, sess, stored, in.patches, in.expiry)
+			stored, changed = h.patch(ctx, r, sess, stored, in.patches, in.expiry)
 		}
 	}
 	if h.updateCookie(r, hdr, sess, stored, changed, &out.setCookie) {
@@ -249,7 +274,7 @@ func (h *Handler) regenerate(ctx context.Context, sess *session, stored bool) bo
 	if !stored {
 		return false
 	}
-	err := h.sessions.Rename(ctx, h.prefix+oldID, h.prefix+sess.id, h.expiry)
+	err := h.sessions.Rename(ctx, h.prefix+oldID, h.prefix+sess.id, sessionstore.RenameOptions{TTL: h.expiry, Grace: h.grace})
 	switch {
 	case err == nil:
 		h.metrics.destroyed(destroyedRegenerated)
@@ -268,15 +293,29 @@ func (h *Handler) regenerate(ctx context.Context, sess *session, stored bool) bo
 // patch applies the merge patches (and a new own expiry, when not zero) to
 // the stored data, and reports whether the session is stored afterwards
 // and whether it changed. A change over max_size is refused.
-func (h *Handler) patch(ctx context.Context, sess *session, stored bool, patches []string, expiry time.Duration) (nowStored, changed bool) {
+func (h *Handler) patch(ctx context.Context, r *http.Request, sess *session, stored bool, patches []string, expiry time.Duration) (nowStored, changed bool) {
 	opts := sessionstore.PatchOptions{
 		TTL:        h.expiry,
 		Create:     !stored,
 		MaxSize:    h.MaxSize,
 		SetCreated: h.MaxLifetime > 0,
 		Expiry:     expiry,
+		Scope:      h.scopeOf(r),
 	}
 	data, err := h.sessions.Patch(ctx, h.storeKey(sess), patches, opts)
+	var moved *sessionstore.MovedError
+	if errors.As(err, &moved) {
+		// A regenerate moved the session after this request loaded it:
+		// the changes go to where it is now, once, and the response
+		// keeps its hands off the cookie (the client has, or is about
+		// to get, the new one; this request may never reveal it).
+		followOpts := opts
+		followOpts.Create = false
+		if data, err = h.sessions.Patch(ctx, moved.To, patches, followOpts); err == nil {
+			sess.followed = true
+			h.logEvent("session changes followed a regenerate to the new ID", sess.id)
+		}
+	}
 	if errors.Is(err, sessionstore.ErrNotFound) {
 		// The session ended (expired, or cleared by a concurrent
 		// request) since this request loaded it: the changes start a
