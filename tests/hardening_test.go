@@ -1,11 +1,14 @@
 package tests
 
 import (
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 )
 
 // TestConnectionHeaderCannotDropSessionHeaders: a client that lists the
@@ -234,4 +237,124 @@ func startUpstreamWith(t *testing.T, gate func(w http.ResponseWriter, r *http.Re
 	}))
 	t.Cleanup(srv.Close)
 	return srv
+}
+
+// gatedUpstream is an app whose answers the test releases one by one: a
+// request to /gate?name=N waits until release(N), then answers with the
+// session instructions of its query, as startUpstream does. It makes the
+// order in which concurrent responses complete the test's choice.
+type gatedUpstream struct {
+	*httptest.Server
+	mu    sync.Mutex
+	gates map[string]chan struct{}
+	seen  map[string]chan struct{} // closed when the request has arrived
+}
+
+func startGatedUpstream(t *testing.T) *gatedUpstream {
+	t.Helper()
+	base := startUpstream(t)
+	g := &gatedUpstream{gates: map[string]chan struct{}{}, seen: map[string]chan struct{}{}}
+	g.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if name := r.URL.Query().Get("gate"); name != "" {
+			close(g.arrived(name))
+			<-g.gate(name)
+		}
+		base.Config.Handler.ServeHTTP(w, r)
+	}))
+	t.Cleanup(g.Close)
+	return g
+}
+
+func (g *gatedUpstream) gate(name string) chan struct{} {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.gates[name] == nil {
+		g.gates[name] = make(chan struct{})
+	}
+	return g.gates[name]
+}
+
+func (g *gatedUpstream) arrived(name string) chan struct{} {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.seen[name] == nil {
+		g.seen[name] = make(chan struct{})
+	}
+	return g.seen[name]
+}
+
+func (g *gatedUpstream) release(name string) { close(g.gate(name)) }
+
+// TestRegenerateRaceLosesNothing: a request that loaded the session just
+// before a login regenerated its ID, and writes after, adds its change to
+// the session under the new ID; its response sets no cookie, so the
+// browser (a cookie jar applying Set-Cookie in the order responses
+// complete) keeps the new one and stays logged in. Ten runs.
+func TestRegenerateRaceLosesNothing(t *testing.T) {
+	up := startGatedUpstream(t)
+	loadCaddy(t, up.Server, `session
+reverse_proxy {upstream}`)
+	for run := range 10 {
+		c := newClient(t)
+		c.get("/" + set(`{"visits":1}`))
+		slow := fmt.Sprintf("slow%d", run)
+		done := make(chan *http.Response)
+		go func() {
+			// Loads the session, then waits at the app; writes after.
+			resp, _ := c.get("/?gate=" + slow + "&" + strings.TrimPrefix(set(`{"cart":"book"}`), "?"))
+			done <- resp
+		}()
+		<-up.arrived(slow)
+		login, _ := c.get("/?regenerate=true&" + strings.TrimPrefix(set(`{"user":"kim"}`), "?"))
+		if len(setCookies(login, "session")) != 1 {
+			t.Fatalf("run %d: the login set no cookie: %q", run, login.Header.Values("Set-Cookie"))
+		}
+		up.release(slow)
+		late := <-done
+		if cks := setCookies(late, "session"); len(cks) != 0 {
+			t.Errorf("run %d: the late response set a cookie %q, which would replace the login's", run, late.Header.Values("Set-Cookie"))
+		}
+		_, s := c.get("/")
+		if s.get("X-Session-New") != "false" || s.get("X-Session-Data") != `{"cart":"book","user":"kim","visits":1}` {
+			t.Errorf("run %d: after the race the browser's session is %s %s, want the login with the cart", run, s.get("X-Session-New"), s.get("X-Session-Data"))
+		}
+	}
+}
+
+// TestOldCookieDuringGrace: a request that still carries the ID a login
+// replaced gets no Set-Cookie at all (the browser keeps its new cookie),
+// a new empty session, and its changes are dropped and counted; it is
+// never handed the new ID. After the grace, the old cookie is an unknown
+// one like any other.
+func TestOldCookieDuringGrace(t *testing.T) {
+	up := startUpstream(t)
+	loadCaddy(t, up, `session session_name grace cookie_name grace regenerate_grace 2s
+reverse_proxy {upstream}`)
+	c := newClient(t)
+	c.get("/?hdr=" + url.QueryEscape(`X-Grace-Set:{"visits":1}`))
+	oldID := c.cookie("grace")
+	c.get("/?hdr=" + url.QueryEscape("X-Grace-Regenerate:true") + "&hdr=" + url.QueryEscape(`X-Grace-Set:{"user":"kim"}`))
+	newID := c.cookie("grace")
+	if newID == oldID || newID == "" {
+		t.Fatalf("the login did not regenerate: %q, %q", oldID, newID)
+	}
+	before := metricValue(t, "caddy_session_refused_total", `session_name="grace"`, `reason="superseded"`)
+	resp, s := newClient(t).get("/?hdr="+url.QueryEscape(`X-Grace-Set:{"user":"mallory"}`), "Cookie: grace="+oldID)
+	if got := resp.Header.Values("Set-Cookie"); len(got) != 0 {
+		t.Errorf("a request with the replaced ID got Set-Cookie %q", got)
+	}
+	if s.get("X-Grace-New") != "true" || s.get("X-Grace-Data") != "{}" || s.get("X-Grace-Id") == newID || s.get("X-Grace-Id") == oldID {
+		t.Errorf("a request with the replaced ID saw %v", s.Header)
+	}
+	if after := metricValue(t, "caddy_session_refused_total", `session_name="grace"`, `reason="superseded"`); after != before+1 {
+		t.Errorf("refused{superseded} went from %v to %v", before, after)
+	}
+	if _, s = c.get("/"); s.get("X-Grace-Data") != `{"user":"kim","visits":1}` {
+		t.Errorf("the session under the new ID: %s", s.get("X-Grace-Data"))
+	}
+	time.Sleep(2200 * time.Millisecond)
+	resp, s = newClient(t).get("/", "Cookie: grace="+oldID)
+	if cks := setCookies(resp, "grace"); len(cks) != 1 || cks[0].MaxAge >= 0 || s.get("X-Grace-New") != "true" {
+		t.Errorf("the old cookie after the grace: Set-Cookie %q, new %s", resp.Header.Values("Set-Cookie"), s.get("X-Grace-New"))
+	}
 }
