@@ -57,10 +57,16 @@ const (
 // outlive Caddy restarts.
 //
 // The layout is sanic_session's: key = prefix + ID, value = the session
-// data as JSON text, TTL = the session's expiry. A permanent session (expiry
-// 0) has no TTL; a small marker key beside it, `{<key>}:renewed`, with a
-// TTL of a tenth of the cookie's lifetime, records when its cookie was last
-// renewed.
+// data as JSON text, TTL = the session's expiry; the key holds nothing
+// else. Beside it, only when needed: a hash `{<key>}:meta` with the
+// session's TTL, holding `created` (unix ms), `expiry` (its own, in ms; -1
+// for permanent) and `scope` (the site it belongs to), so a session
+// written with a scope has one; for a permanent session (expiry 0, no TTL)
+// a marker `{<key>}:renewed`, with a TTL of a tenth of the cookie's
+// lifetime, recording when its cookie was last renewed; and after a
+// regenerate with a grace, `{<oldkey>}:moved`, holding the new key, with
+// the grace as its TTL (the old key itself is gone, so a sanic_session
+// app reading it sees no session).
 type RedisStore struct {
 	// Address lists the Redis servers as URLs, `redis://[user:password@]host:port[/db]`,
 	// `rediss://...` for TLS, or `unix:///path/to/redis.sock[?db=N]` for a
