@@ -159,7 +159,7 @@ reverse_proxy {upstream}`)
 	}
 	// The same text in UTF-8, or as a \u escape, is stored.
 	for _, patch := range []string{`{"name":"café"}`, `{"name":"caf\u00e9"}`} {
-		c.get("/" + set(patch))
+		c.get("/?hdr=" + url.QueryEscape("X-Utf-Set:"+patch))
 		if _, s = c.get("/"); s.get("X-Utf-Data") != `{"name":"caf\u00e9"}` {
 			t.Errorf("after %s: %q", patch, s.get("X-Utf-Data"))
 		}
