@@ -127,7 +127,7 @@ func (r *Reader) Duration(least time.Duration) (time.Duration, error) {
 	}
 	d, err := caddy.ParseDuration(v)
 	if err != nil || d < least {
-		return 0, r.Errf("must be a duration of %s or more, such as 500ms, 1h or 30d; got %q", least, v)
+		return 0, r.Errf("must be a duration of at least %s, such as 30s, 5m or 1h; got %q", least, v)
 	}
 	return d, nil
 }

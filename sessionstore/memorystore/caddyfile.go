@@ -1,11 +1,12 @@
 package memorystore
 
 import (
-	"strconv"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+
+	"github.com/caddy-session/caddy-session/internal/caddyopt"
 )
 
 // UnmarshalCaddyfile sets up the store from Caddyfile tokens. Syntax:
@@ -21,47 +22,29 @@ func (m *MemoryStore) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	if d.NextArg() {
 		return d.Errf("store memory: unexpected argument %q; options go in a block", d.Val())
 	}
-	seen := map[string]bool{}
+	opts := caddyopt.NewReader(d, "store memory", "name", "max_sessions", "persist", "persist_interval")
 	for d.NextBlock(0) {
-		opt := d.Val()
-		if seen[opt] {
-			return d.Errf("store memory: option %q given twice", opt)
+		opt, err := opts.Start()
+		if err != nil {
+			return err
 		}
-		seen[opt] = true
 		switch opt {
 		case "name":
-			if !d.NextArg() {
-				return d.Errf("store memory: name needs a value")
-			}
-			m.Name = d.Val()
+			m.Name, err = opts.Value()
 		case "max_sessions":
-			if !d.NextArg() {
-				return d.Errf("store memory: max_sessions needs a value")
-			}
-			n, err := strconv.Atoi(d.Val())
-			if err != nil || n < 1 {
-				return d.Errf("store memory: max_sessions must be a positive integer, got %q", d.Val())
-			}
-			m.MaxSessions = n
+			m.MaxSessions, err = opts.PositiveInt()
 		case "persist":
-			if !d.NextArg() {
-				return d.Errf("store memory: persist needs a file")
-			}
-			m.Persist = d.Val()
+			m.Persist, err = opts.Value()
 		case "persist_interval":
-			if !d.NextArg() {
-				return d.Errf("store memory: persist_interval needs a duration")
-			}
-			dur, err := caddy.ParseDuration(d.Val())
-			if err != nil || dur < time.Second {
-				return d.Errf("store memory: persist_interval must be a duration of 1s or more, got %q", d.Val())
-			}
+			var dur time.Duration
+			dur, err = opts.Duration(time.Second)
 			m.PersistInterval = caddy.Duration(dur)
-		default:
-			return d.Errf("store memory: unknown option %q", opt)
 		}
-		if d.NextArg() {
-			return d.Errf("store memory: %s: unexpected extra argument %q", opt, d.Val())
+		if err != nil {
+			return err
+		}
+		if err := opts.End(); err != nil {
+			return err
 		}
 	}
 	return nil
