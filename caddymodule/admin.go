@@ -65,6 +65,9 @@ type storedSession struct {
 	// Expiry is the session's own idle expiry in seconds, set by the
 	// upstream (0 for permanent); absent when it has none.
 	Expiry *int64 `json:"expiry,omitempty"`
+	// Scope is the site the session belongs to; absent for a session
+	// stored before scopes.
+	Scope string `json:"scope,omitempty"`
 }
 
 func (a adminAPI) serve(w http.ResponseWriter, r *http.Request) error {
@@ -129,7 +132,7 @@ func (adminAPI) get(w http.ResponseWriter, r *http.Request, name, id string, sto
 		if err != nil {
 			return caddy.APIError{HTTPStatus: http.StatusBadGateway, Err: fmt.Errorf("reading the session from store %s: %w", s.backend, err)}
 		}
-		one := storedSession{Store: s.backend, Prefix: s.prefix, Data: json.RawMessage(entry.Data)}
+		one := storedSession{Store: s.backend, Prefix: s.prefix, Data: json.RawMessage(entry.Data), Scope: entry.Meta.Scope}
 		if ttl > 0 {
 			secs := int64(math.Ceil(ttl.Seconds()))
 			one.ExpiresIn = &secs
