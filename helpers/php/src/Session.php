@@ -223,6 +223,15 @@ final class Session
         return Json::toPhp($this->current);
     }
 
+    /**
+     * The data as the app left it so far, as canonical JSON: an object
+     * always ({} when empty, where json_encode of data() would give []).
+     */
+    public function dataJson(): string
+    {
+        return Json::encode($this->current);
+    }
+
     public function get(string $key, mixed $default = null): mixed
     {
         $v = $this->current->members[$key] ?? null;

@@ -180,6 +180,8 @@ foreach ([[], ['X-Session-Data' => 'nope'], ['X-Session-Data' => '[1]'], ['X-Ses
     same([$s->data(), $s->isNew], [[], false], "malformed headers give an empty session ($i)");
 }
 same(Session::fromHeaders([])->id, null, 'no id without X-Session-Id');
+same(Session::fromHeaders([])->dataJson(), '{}', 'dataJson of an empty session is an object');
+same(Session::fromHeaders(['X-Session-Data' => '{"b":{},"a":"\\u00e9"}'])->dataJson(), '{"a":"\\u00e9","b":{}}', 'dataJson keeps empty objects');
 
 // --- sizes --------------------------------------------------------------------
 
