@@ -1,0 +1,24 @@
+// ESM entry point: the same implementation as index.js (CommonJS).
+import cjs from './index.js';
+
+export const {
+  DEFAULT_MAX_SIZE,
+  DEFAULT_MAX_AGE,
+  MAX_EXPIRY,
+  Session,
+  SessionError,
+  read,
+  verify,
+  attach,
+  withSession,
+  middleware,
+  headerNames,
+  canonicalJSON,
+  canonicalize,
+  applyPatches,
+  overSize,
+  parseRaw,
+  encodeRaw,
+} = cjs;
+
+export default cjs;
