@@ -118,13 +118,21 @@ func runStack(t *testing.T, dir, caddyBin string) {
 	tmp := t.TempDir()
 	secretBytes := make([]byte, 24)
 	_, _ = rand.Read(secretBytes)
-	ports := freePorts(t, 3)
+	ports := freePorts(t, 4)
 	e := &env{
-		appPort: ports[0], httpPort: ports[1], httpsPort: ports[2],
+		appPort: ports[0], httpPort: ports[1], httpsPort: ports[2], directPort: ports[0],
 		secret: hex.EncodeToString(secretBytes),
+	}
+	caddyfile := filepath.Join(dir, "Caddyfile")
+	if cf, err := os.ReadFile(caddyfile); err == nil && strings.Contains(string(cf), "{$DIRECT_PORT}") {
+		// The app speaks something other than HTTP (FastCGI): the
+		// Caddyfile serves it without the gateway on DIRECT_PORT, the
+		// other path to the app that the signature check is for.
+		e.directPort = ports[3]
 	}
 	environ := append(os.Environ(),
 		"APP_PORT="+strconv.Itoa(e.appPort),
+		"DIRECT_PORT="+strconv.Itoa(ports[3]),
 		"HTTP_PORT="+strconv.Itoa(e.httpPort),
 		"HTTPS_PORT="+strconv.Itoa(e.httpsPort),
 		"SESSION_SECRET="+e.secret,
@@ -136,9 +144,14 @@ func runStack(t *testing.T, dir, caddyBin string) {
 
 	app := startProcess(t, "app", dir, environ, filepath.Join(dir, "run.sh"))
 	waitPort(t, app, e.appPort, 90*time.Second) // run.sh may build first
-	gw := startProcess(t, "caddy", dir, environ, caddyBin, "run", "--config", filepath.Join(dir, "Caddyfile"), "--adapter", "caddyfile")
+	// Caddy runs from the repository's root, which relative paths in the
+	// Caddyfiles (PHP's root) are relative to.
+	gw := startProcess(t, "caddy", filepath.Dir(filepath.Dir(dir)), environ, caddyBin, "run", "--config", caddyfile, "--adapter", "caddyfile")
 	waitPort(t, gw, e.httpPort, 30*time.Second)
 	waitPort(t, gw, e.httpsPort, 30*time.Second)
+	if e.directPort != e.appPort {
+		waitPort(t, gw, e.directPort, 30*time.Second)
+	}
 	waitTLS(t, gw, e.httpsPort, 30*time.Second)
 	t.Logf("up in %v", time.Since(start).Round(10*time.Millisecond))
 
@@ -154,7 +167,10 @@ func runStack(t *testing.T, dir, caddyBin string) {
 
 type env struct {
 	appPort, httpPort, httpsPort int
-	secret                       string
+	// directPort reaches the app without the gateway: the app's own port,
+	// or a site of the Caddyfile's for an app that speaks FastCGI.
+	directPort int
+	secret     string
 }
 
 // freePorts picks n free loopback ports (listening on port 0, then
@@ -542,7 +558,7 @@ func runChecks(t *testing.T, e *env, c *client) {
 		t.Fatal("the app got no X-Session-Signature")
 	}
 	direct := func(what string, h map[string]string) int {
-		req, _ := http.NewRequest("GET", fmt.Sprintf("http://127.0.0.1:%d/verify", e.appPort), nil)
+		req, _ := http.NewRequest("GET", fmt.Sprintf("http://127.0.0.1:%d/verify", e.directPort), nil)
 		for k, v := range h {
 			req.Header.Set(k, v)
 		}
