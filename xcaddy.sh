@@ -7,7 +7,7 @@
 #
 # Environment: CADDY_BIN, where to build (./caddy), so that the tests build
 # a binary of their own and leave a ./caddy that may be running alone;
-# PORT, APP_PORT and ADMIN_PORT, the demo's ports (8080, 9000 and 2999; see
+# PORT, APP_PORT and ADMIN_PORT, the demo's ports (8080, 9000 and 2080; see
 # Caddyfile.example).
 set -euo pipefail
 cd "$(dirname "$0")"

@@ -7,7 +7,7 @@
 #
 # Every port is one it chose itself, free and on 127.0.0.1, handed to the
 # Caddyfiles through their PORT, APP_PORT and ADMIN_PORT (the README's
-# commands use their defaults, 8080, 9000 and 2999, or 8081/8082, ...):
+# commands use their defaults, 8080, 9000 and 2080, or 8081/8082, ...):
 # two runs at once, or a run next to the demo or a system Caddy, do not
 # collide. The binary is built in a directory of its own, not ./caddy,
 # which the demo may be running.
@@ -135,7 +135,7 @@ refuse "the old ID after logout" "^X-Session-Id: $id" "$out"
 out=$(curl -si "localhost:$port/login?user=%22x%22")
 expect "a bad user name" '^HTTP/1.1 400' "$out"
 
-# The admin API is on ADMIN_PORT (2999 by default, not 2019): the
+# The admin API is on ADMIN_PORT (2080 by default, not 2019): the
 # Operations section's metrics and session list.
 out=$(curl -s "localhost:$admin_port/metrics" | grep caddy_session_)
 expect "metrics" '^caddy_session_created_total\{session_name="session"\} [1-9]' "$out"
