@@ -1,37 +1,148 @@
 #!/usr/bin/env bash
-# The project's test command (the README's, and what CI runs): formatting,
-# vet, every Go test under the race detector, each fuzz target for 15s
-# (FUZZTIME), then the README's walk-throughs against a freshly built ./caddy.
+# The project's test command (the README's, and what CI runs via .ci/run):
+#
+#   1. prerequisites: Go (at least go.mod's version), a C compiler for
+#      -race, curl, redis-server and redis-cli. What is missing is
+#      installed with apt-get when it can be (as root, with apt-get);
+#      otherwise it stops and says what is missing and how to install it.
+#   2. gofmt and go vet over everything.
+#   3. every Go test, once: under the race detector, except the packages
+#      without goroutines in their tests, where it finds nothing
+#      (sessionstore/mergepatch: pure functions). Meanwhile, in the
+#      background, a Caddy is built with ./xcaddy.sh and the README's
+#      walk-throughs run against it (tests/walkthrough.sh).
+#   4. each fuzz target for FUZZTIME (15s), one after the other, with one
+#      instrumented test binary per package rather than one per target;
+#      what a fuzzer finds lands in testdata/fuzz and fails the run, to
+#      become a regular test.
+#
+# Environment: FUZZTIME, how long each of the 6 fuzz targets runs (15s;
+# any -fuzztime value, e.g. 1m or 1000x); CI, set by CI, makes the Redis
+# tests fail rather than skip without redis-server.
+#
+# Every server a test starts is on 127.0.0.1 and on a port it chose itself,
+# so two runs at once, or a run next to the demo (./xcaddy.sh run) or a
+# system Caddy, do not collide.
 set -euo pipefail
 cd "$(dirname "$0")"
 
-# What the tests need beyond Go: curl for the walk-throughs, redis-server
-# and redis-cli (with Sentinel) for the Redis store's tests, which start
-# their own servers on free loopback ports.
-need=()
-command -v curl >/dev/null || need+=(curl)
-command -v redis-server >/dev/null || need+=(redis-server)
-command -v redis-cli >/dev/null || need+=(redis-tools)
-if [ ${#need[@]} -gt 0 ]; then
-	echo "installing ${need[*]}"
-	apt-get update -qq && apt-get install -y -qq "${need[@]}"
-fi
+FUZZTIME=${FUZZTIME:-15s}
+start_time=$SECONDS
 
-unformatted=$(gofmt -l .)
-if [ -n "$unformatted" ]; then
-	echo "gofmt would change: $unformatted" >&2
+say() { printf 'test.sh [%3ds]: %s\n' "$((SECONDS - start_time))" "$*" >&2; }
+die() {
+	printf 'test.sh: %s\n' "$*" >&2
 	exit 1
+}
+
+# --- 1. prerequisites -------------------------------------------------------
+
+go_wanted=$(sed -n 's/^go \([0-9.]*\)$/\1/p' go.mod)
+command -v go >/dev/null ||
+	die "go not found: install Go $go_wanted or later from https://go.dev/dl/ and put it on PATH"
+go_have=$(go env GOVERSION)
+go_have=${go_have#go}
+go_have=${go_have%%[!0-9.]*} # go1.27rc1 -> 1.27
+if [ "$(printf '%s\n' "$go_wanted" "$go_have" | sort -V | head -n1)" != "$go_wanted" ]; then
+	die "go $go_have is older than go.mod's go $go_wanted: install Go $go_wanted or later from https://go.dev/dl/ (or let the go command fetch it: GOTOOLCHAIN=auto)"
 fi
+[ "$(go env CGO_ENABLED)" = 1 ] ||
+	die "the race detector needs cgo, which is off (CGO_ENABLED=$(go env CGO_ENABLED)): unset CGO_ENABLED, and have a C compiler"
+
+# missing: "program package" pairs, the package being Debian's.
+missing=()
+cc=$(go env CC)
+command -v "${cc%% *}" >/dev/null || missing+=("${cc%% *} gcc")
+command -v curl >/dev/null || missing+=("curl curl")
+command -v redis-server >/dev/null || missing+=("redis-server redis-server")
+command -v redis-cli >/dev/null || missing+=("redis-cli redis-tools")
+if [ ${#missing[@]} -gt 0 ]; then
+	programs=() packages=()
+	for m in "${missing[@]}"; do
+		programs+=("${m%% *}")
+		packages+=("${m#* }")
+	done
+	if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+		say "installing ${packages[*]} (for ${programs[*]}) with apt-get"
+		export DEBIAN_FRONTEND=noninteractive
+		apt-get update -qq
+		apt-get install -y -qq "${packages[@]}" >/dev/null
+	else
+		sudo=""
+		[ "$(id -u)" -eq 0 ] || sudo="sudo "
+		die "${programs[*]} not found: install with \`${sudo}apt-get install -y ${packages[*]}\` (Debian, Ubuntu) or your package manager (the packages holding ${programs[*]}), then run ./test.sh again"
+	fi
+fi
+
+# --- 2. format and vet ------------------------------------------------------
+
+work=$(mktemp -d)
+walk_pid=""
+cleanup() {
+	if [ -n "$walk_pid" ]; then
+		kill "$walk_pid" 2>/dev/null || true
+		wait "$walk_pid" 2>/dev/null || true
+	fi
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+say "gofmt, go vet"
+unformatted=$(gofmt -l .)
+[ -z "$unformatted" ] || die "gofmt would change: $unformatted"
 go vet ./...
-go test -race -count=1 ./...
 
-# Each fuzz target for a short while; what one finds lands in testdata/fuzz
-# and fails the run, to become a regular test.
-for target in FuzzReadClientID FuzzSignedCookie FuzzStripPrefixed FuzzCaddyfile; do
-	go test -run '^$' -fuzz "^${target}\$" -fuzztime "${FUZZTIME:-15s}" ./caddymodule
-done
-for target in FuzzApplyPatches FuzzCanonicalMatchesOracle; do
-	go test -run '^$' -fuzz "^${target}\$" -fuzztime "${FUZZTIME:-15s}" ./sessionstore/mergepatch
-done
+# --- 3. the Go tests, and the walk-throughs beside them ---------------------
 
-./tests/walkthrough.sh
+# The walk-throughs wait on processes and HTTP more than they compute, and
+# the Go tests spend most of their time in sleeps (expiries), so the two
+# share the 2 cores of a small machine well. The Caddy is built into the
+# scratch directory: a ./caddy the demo is running stays untouched.
+say "building Caddy and running the walk-throughs, in the background"
+(
+	CADDY_BIN="$work/caddy" ./xcaddy.sh build
+	CADDY_BIN="$work/caddy" ./tests/walkthrough.sh
+) >"$work/walkthrough.log" 2>&1 &
+walk_pid=$!
+
+# go vet has run: -vet=off spares go test its own partial vet pass.
+race_free=(./sessionstore/mergepatch)
+mapfile -t race_pkgs < <(go list ./... | grep -v -x -F "$(go list "${race_free[@]}")")
+say "go test -race (${#race_pkgs[@]} packages), go test ${race_free[*]}"
+go test -count=1 -vet=off "${race_free[@]}"
+go test -race -count=1 -vet=off "${race_pkgs[@]}"
+
+say "waiting for the walk-throughs"
+if ! wait "$walk_pid"; then
+	walk_pid=""
+	cat "$work/walkthrough.log" >&2
+	die "the walk-throughs failed (log above)"
+fi
+walk_pid=""
+grep '^walkthrough:' "$work/walkthrough.log" >&2
+
+# --- 4. fuzzing -------------------------------------------------------------
+
+# go test -fuzz builds an instrumented binary for each target it is given;
+# building once per package and running the binary once per target saves
+# the link. The binary runs in the package's directory, as go test runs
+# it, so that its corpus (testdata/fuzz) and what it finds are there, and
+# with go test's cache of generated inputs.
+fuzz() { # fuzz <package dir> <target...>
+	local dir=$1 bin
+	shift
+	bin="$work/$(basename "$dir").fuzz"
+	go test -c -fuzz . -o "$bin" "$dir"
+	local cache
+	cache="$(go env GOCACHE)/fuzz/$(go list "$dir")"
+	for target in "$@"; do
+		say "fuzzing $target for $FUZZTIME"
+		(cd "$dir" && "$bin" -test.run '^$' -test.fuzz "^${target}\$" -test.fuzztime "$FUZZTIME" \
+			-test.fuzzcachedir "$cache") ||
+			die "fuzzing $target failed: what it found is in $dir/testdata/fuzz/$target"
+	done
+}
+fuzz ./caddymodule FuzzReadClientID FuzzSignedCookie FuzzStripPrefixed FuzzCaddyfile
+fuzz ./sessionstore/mergepatch FuzzApplyPatches FuzzCanonicalMatchesOracle
+
+say "all passed"

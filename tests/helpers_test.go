@@ -10,6 +10,7 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -17,23 +18,57 @@ import (
 	"github.com/caddyserver/caddy/v2/caddytest"
 
 	_ "github.com/caddy-session/caddy-session"
+	"github.com/caddy-session/caddy-session/internal/freeport"
 )
 
-// caddyBase is where the test Caddy serves; caddytest's admin is on 2999.
-const caddyBase = "http://localhost:9080"
+// The test Caddy's ports, free ones chosen when the tests start, so that
+// two runs at once, the demo (./xcaddy.sh run) or a system Caddy never
+// collide with it: its admin endpoint, the site most tests load
+// (caddyBase), a second site (caddyBase2) and the HTTPS port Caddy is told
+// of but does not bind (auto_https off).
+var (
+	adminPort, caddyPort, caddyPort2, httpsPort int
 
-// globalOptions keep the test Caddy on test ports and quick to reload;
-// %s takes more global options.
-const globalOptions = `{
-	admin localhost:2999
-	http_port 9080
-	https_port 9443
+	caddyAddr  string // localhost:caddyPort
+	caddyBase  string // http://localhost:caddyPort
+	caddyBase2 string // http://localhost:caddyPort2
+	adminBase  string // http://localhost:adminPort
+
+	// globalOptions keep the test Caddy on its ports and quick to reload;
+	// %s takes more global options.
+	globalOptions string
+)
+
+func TestMain(m *testing.M) {
+	ports := make([]int, 4)
+	for i := range ports {
+		p, err := freeport.Port()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		ports[i] = p
+	}
+	adminPort, caddyPort, caddyPort2, httpsPort = ports[0], ports[1], ports[2], ports[3]
+	caddyAddr = fmt.Sprintf("localhost:%d", caddyPort)
+	caddyBase = "http://" + caddyAddr
+	caddyBase2 = fmt.Sprintf("http://localhost:%d", caddyPort2)
+	adminBase = fmt.Sprintf("http://localhost:%d", adminPort)
+	// caddytest starts the in-process Caddy with its admin endpoint on
+	// Default.AdminPort (2999 unless told), and loads every config there.
+	caddytest.Default.AdminPort = adminPort
+	globalOptions = fmt.Sprintf(`{
+	admin localhost:%d
+	http_port %d
+	https_port %d
 	grace_period 1ns
 	skip_install_trust
 	auto_https off
-	%s
+	%%s
 }
-`
+`, adminPort, caddyPort, httpsPort)
+	os.Exit(m.Run())
+}
 
 // seen is what the upstream received, sent back to the test as JSON.
 type seen struct {
@@ -74,7 +109,7 @@ func startUpstream(t *testing.T) *httptest.Server {
 	return srv
 }
 
-// loadCaddy loads a config with one site on :9080 whose body is site, with
+// loadCaddy loads a config with one site on caddyPort whose body is site, with
 // {upstream} replaced by the upstream's host:port.
 func loadCaddy(t *testing.T, upstream *httptest.Server, site string) *caddytest.Tester {
 	t.Helper()
@@ -87,7 +122,7 @@ func loadCaddyWithGlobals(t *testing.T, upstream *httptest.Server, globals, site
 	if upstream != nil {
 		site = strings.ReplaceAll(site, "{upstream}", strings.TrimPrefix(upstream.URL, "http://"))
 	}
-	return loadCaddyConfig(t, fmt.Sprintf(globalOptions, globals)+"\n:9080 {\n"+site+"\n}\n")
+	return loadCaddyConfig(t, fmt.Sprintf(globalOptions, globals)+fmt.Sprintf("\n:%d {\n", caddyPort)+site+"\n}\n")
 }
 
 // loadCaddyConfig loads a whole Caddyfile, which must have globalOptions.

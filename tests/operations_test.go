@@ -15,8 +15,6 @@ import (
 	"time"
 )
 
-const adminBase = "http://localhost:2999"
-
 // metricValue reads one sample from Caddy's /metrics on the admin API; a
 // sample that is not there reads as 0.
 func metricValue(t *testing.T, name string, labels ...string) float64 {

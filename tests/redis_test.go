@@ -13,11 +13,10 @@ import (
 	"github.com/caddy-session/caddy-session/internal/redistest"
 )
 
-// The second instance: another server of the in-process Caddy, with its own
-// session handler and its own store module on the same Redis.
-const caddyBase2 = "http://localhost:9081"
+// The second instance (caddyBase2): another server of the in-process Caddy,
+// with its own session handler and its own store module on the same Redis.
 
-// loadTwoInstances loads two sites, :9080 and :9081, each with a session
+// loadTwoInstances loads two sites, on caddyPort and caddyPort2, each with a session
 // handler on Redis at redisURL, in front of upstream.
 func loadTwoInstances(t *testing.T, up *httptest.Server, redisURL, storeOptions string) {
 	t.Helper()
@@ -39,7 +38,7 @@ func loadTwoInstances(t *testing.T, up *httptest.Server, redisURL, storeOptions 
 	}
 	// Different pool sizes give the two instances two Redis clients, as
 	// two Caddy processes would have.
-	loadCaddyConfig(t, fmt.Sprintf(globalOptions, "")+site(9080, 8)+site(9081, 9))
+	loadCaddyConfig(t, fmt.Sprintf(globalOptions, "")+site(caddyPort, 8)+site(caddyPort2, 9))
 }
 
 // on2 requests path from the second instance.

@@ -43,13 +43,13 @@ func TestWebSocketUpgradePasses(t *testing.T) {
 	loadCaddy(t, up, `session
 reverse_proxy {upstream}`)
 
-	conn, err := net.DialTimeout("tcp", "localhost:9080", 5*time.Second)
+	conn, err := net.DialTimeout("tcp", caddyAddr, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
 	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
-	_, err = io.WriteString(conn, "GET /ws HTTP/1.1\r\nHost: localhost:9080\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"+
+	_, err = io.WriteString(conn, "GET /ws HTTP/1.1\r\nHost: "+caddyAddr+"\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"+
 		"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nX-Session-Id: forged\r\n\r\n")
 	if err != nil {
 		t.Fatal(err)

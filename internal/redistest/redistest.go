@@ -6,8 +6,6 @@ package redistest
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +15,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/caddy-session/caddy-session/internal/freeport"
 )
 
 // Server is one redis-server process.
@@ -24,8 +24,13 @@ type Server struct {
 	t    testing.TB
 	Port int
 	dir  string
-	args []string
-	cmd  *exec.Cmd
+	// args gives the command line for a port; mkConf, when set, writes the
+	// config file the command line names (a Sentinel's) for that port.
+	args     func(port int) []string
+	mkConf   func(port int)
+	password string // for the readiness check, from --requirepass
+	cmd      *exec.Cmd
+	exited   chan struct{} // closed when cmd has exited
 }
 
 // Addr is the server's host:port.
@@ -53,48 +58,102 @@ func requireBinary(t testing.TB, name string) string {
 func Start(t testing.TB, extra ...string) *Server {
 	t.Helper()
 	requireBinary(t, "redis-server")
-	s := &Server{t: t, Port: freePort(t), dir: t.TempDir()}
-	s.args = append([]string{
-		"--port", strconv.Itoa(s.Port), "--bind", "127.0.0.1",
-		"--dir", s.dir, "--save", "", "--appendonly", "no",
-		"--protected-mode", "no", "--loglevel", "warning",
-	}, extra...)
+	s := &Server{t: t, dir: t.TempDir()}
+	s.args = func(port int) []string {
+		return append([]string{
+			"--port", strconv.Itoa(port), "--bind", "127.0.0.1",
+			"--dir", s.dir, "--save", "", "--appendonly", "no",
+			"--protected-mode", "no", "--loglevel", "warning",
+		}, extra...)
+	}
+	for i, a := range extra {
+		if a == "--requirepass" && i+1 < len(extra) {
+			s.password = extra[i+1]
+		}
+	}
 	t.Cleanup(s.Kill) // before start: a server that fails to get ready is stopped too
-	s.start()
+	s.startOnFreePort()
 	return s
+}
+
+// startOnFreePort starts the server on a free port, and on another if
+// that one was taken in the meantime (by another test run, say): the port
+// is free when chosen, but another process may bind it before Redis does.
+func (s *Server) startOnFreePort() {
+	s.t.Helper()
+	var err error
+	for range 5 {
+		s.Port = freePort(s.t)
+		if s.mkConf != nil {
+			s.mkConf(s.Port)
+		}
+		if err = s.tryStart(); err == nil {
+			return
+		}
+		s.Kill()
+	}
+	s.t.Fatal(err)
 }
 
 func (s *Server) start() {
 	s.t.Helper()
-	s.cmd = exec.Command("redis-server", s.args...)
+	if err := s.tryStart(); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+// tryStart starts redis-server on s.Port and waits until it answers. It
+// fails when the process exits first (the port was taken, say), and when
+// what answers on the port is not this process.
+func (s *Server) tryStart() error {
+	s.cmd = exec.Command("redis-server", s.args(s.Port)...)
 	// The output goes to a file, not the test log: the process may write
 	// after the test has ended.
-	logFile, err := os.OpenFile(filepath.Join(s.dir, "redis.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	logPath := filepath.Join(s.dir, "redis.log")
+	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
-		s.t.Fatal(err)
+		return err
 	}
 	defer logFile.Close()
 	s.cmd.Stdout, s.cmd.Stderr = logFile, logFile
 	if err := s.cmd.Start(); err != nil {
-		s.t.Fatalf("starting redis-server: %v", err)
+		return fmt.Errorf("starting redis-server: %w", err)
 	}
-	s.waitReady()
+	cmd, exited := s.cmd, make(chan struct{})
+	s.exited = exited
+	go func() { _ = cmd.Wait(); close(exited) }()
+	if err := s.waitReady(); err != nil {
+		out, _ := os.ReadFile(logPath)
+		return fmt.Errorf("redis-server on %d: %w\n%s", s.Port, err, out)
+	}
+	return nil
 }
 
-func (s *Server) waitReady() {
-	s.t.Helper()
-	c := redis.NewClient(&redis.Options{Addr: s.Addr(), DisableIdentity: true})
+// waitReady waits until this process answers on s.Port. It checks the
+// process ID the server reports, so that another test run's redis-server
+// that got the port first is never taken for this one.
+func (s *Server) waitReady() error {
+	c := redis.NewClient(&redis.Options{Addr: s.Addr(), Password: s.password, DisableIdentity: true})
 	defer c.Close()
+	want := "process_id:" + strconv.Itoa(s.cmd.Process.Pid)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
+		select {
+		case <-s.exited:
+			return fmt.Errorf("exited before it answered")
+		default:
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		err := c.Ping(ctx).Err()
+		info, err := c.Info(ctx, "server").Result()
 		cancel()
-		if err == nil || strings.HasPrefix(err.Error(), "NOAUTH") {
-			return // it answers, password or not
+		if err == nil {
+			if strings.Contains(info, want+"\r\n") || strings.Contains(info, want+"\n") {
+				return nil
+			}
+			err = fmt.Errorf("another process answers (not %s)", want)
 		}
 		if time.Now().After(deadline) {
-			s.t.Fatalf("redis-server on %d not ready: %v", s.Port, err)
+			return fmt.Errorf("not ready: %v", err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -107,7 +166,7 @@ func (s *Server) Stop() {
 	c := s.Client()
 	_ = c.Do(context.Background(), "SHUTDOWN", "SAVE").Err() // the connection drops: no reply
 	_ = c.Close()
-	_ = s.cmd.Wait()
+	<-s.exited
 	s.cmd = nil
 }
 
@@ -123,7 +182,7 @@ func (s *Server) Kill() {
 		return
 	}
 	_ = s.cmd.Process.Kill()
-	_ = s.cmd.Wait()
+	<-s.exited
 	s.cmd = nil
 }
 
@@ -197,16 +256,19 @@ func StartCluster(t testing.TB, n int) *Cluster {
 func StartSentinel(t testing.TB, master *Server, masterName string) *Server {
 	t.Helper()
 	requireBinary(t, "redis-server")
-	s := &Server{t: t, Port: freePort(t), dir: t.TempDir()}
+	s := &Server{t: t, dir: t.TempDir()}
 	conf := filepath.Join(s.dir, "sentinel.conf")
-	body := fmt.Sprintf("port %d\nbind 127.0.0.1\nprotected-mode no\ndir %s\nsentinel monitor %s 127.0.0.1 %d 1\nsentinel down-after-milliseconds %s 2000\n",
-		s.Port, s.dir, masterName, master.Port, masterName)
-	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
-		t.Fatal(err)
+	// The Sentinel rewrites its config file: a fresh one for each port tried.
+	s.mkConf = func(port int) {
+		body := fmt.Sprintf("port %d\nbind 127.0.0.1\nprotected-mode no\ndir %s\nsentinel monitor %s 127.0.0.1 %d 1\nsentinel down-after-milliseconds %s 2000\n",
+			port, s.dir, masterName, master.Port, masterName)
+		if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
-	s.args = []string{conf, "--sentinel", "--loglevel", "warning"}
+	s.args = func(int) []string { return []string{conf, "--sentinel", "--loglevel", "warning"} }
 	t.Cleanup(s.Kill)
-	s.start()
+	s.startOnFreePort()
 	// Wait until the Sentinel knows the master.
 	cl := redis.NewSentinelClient(&redis.Options{Addr: s.Addr()})
 	defer cl.Close()
@@ -223,25 +285,13 @@ func StartSentinel(t testing.TB, master *Server, masterName string) *Server {
 	}
 }
 
-// freePort finds a loopback port that is free, and whose cluster bus port
-// (port+10000) is free too.
+// freePort finds a free loopback port whose cluster bus port (port+10000)
+// is free too.
 func freePort(t testing.TB) int {
 	t.Helper()
-	for i := 0; i < 100; i++ {
-		port := 20000 + rand.IntN(30000)
-		if portFree(port) && portFree(port+10000) {
-			return port
-		}
-	}
-	t.Fatal("no free port")
-	return 0
-}
-
-func portFree(port int) bool {
-	l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+	port, err := freeport.PortWith(10000)
 	if err != nil {
-		return false
+		t.Fatal(err)
 	}
-	_ = l.Close()
-	return true
+	return port
 }
