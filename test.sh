@@ -2,21 +2,26 @@
 # The project's test command (the README's, and what CI runs via .ci/run):
 #
 #   1. prerequisites: Go (at least go.mod's version), a C compiler for
-#      -race, curl, redis-server and redis-cli. What is missing is
-#      installed with apt-get when it can be (as root, with apt-get);
-#      otherwise it stops and says what is missing and how to install it.
+#      -race, curl, redis-server and redis-cli; for the app helpers and the
+#      example apps: Python 3 with Flask, Django and gunicorn (Debian's),
+#      Node.js and npm, PHP (cli and fpm). What is missing is installed
+#      with apt-get when it can be (as root, with apt-get); otherwise it
+#      stops and says what is missing and how to install it.
 #   2. gofmt and go vet over everything.
 #   3. every Go test, once: under the race detector, except the packages
 #      without goroutines in their tests, where it finds nothing
 #      (sessionstore/mergepatch: pure functions). Meanwhile, in the
 #      background, a Caddy is built with ./xcaddy.sh and the README's
 #      walk-throughs run against it (tests/walkthrough.sh).
-#   4. each fuzz target for FUZZTIME (15s), one after the other, with one
+#   4. the app helpers' own tests (python3 -m unittest, node --test, php),
+#      then the example apps (examples/<stack>) behind the built Caddy,
+#      over HTTP/1.1 and HTTP/2, with the checks of examples/SPEC.md.
+#   5. each fuzz target for FUZZTIME (15s), one after the other, with one
 #      instrumented test binary per package rather than one per target;
 #      what a fuzzer finds lands in testdata/fuzz and fails the run, to
 #      become a regular test.
 #
-# Environment: FUZZTIME, how long each of the 6 fuzz targets runs (15s;
+# Environment: FUZZTIME, how long each of the 7 fuzz targets runs (15s;
 # any -fuzztime value, e.g. 1m or 1000x); CI, set by CI, makes the Redis
 # tests fail rather than skip without redis-server.
 #
@@ -56,6 +61,16 @@ command -v "${cc%% *}" >/dev/null || missing+=("${cc%% *} gcc")
 command -v curl >/dev/null || missing+=("curl curl")
 command -v redis-server >/dev/null || missing+=("redis-server redis-server")
 command -v redis-cli >/dev/null || missing+=("redis-cli redis-tools")
+# The helpers and examples: Debian's Python (the examples run
+# /usr/bin/python3 and /usr/bin/gunicorn, whatever python3 is on PATH).
+[ -x /usr/bin/python3 ] || missing+=("python3 python3")
+/usr/bin/python3 -c 'import flask' 2>/dev/null || missing+=("flask python3-flask")
+/usr/bin/python3 -c 'import django' 2>/dev/null || missing+=("django python3-django")
+[ -x /usr/bin/gunicorn ] || missing+=("gunicorn gunicorn")
+command -v node >/dev/null || missing+=("node nodejs")
+command -v npm >/dev/null || missing+=("npm npm")
+command -v php >/dev/null || missing+=("php php-cli")
+compgen -G '/usr/sbin/php-fpm*' >/dev/null || missing+=("php-fpm php-fpm")
 if [ ${#missing[@]} -gt 0 ]; then
 	programs=() packages=()
 	for m in "${missing[@]}"; do
@@ -121,7 +136,21 @@ fi
 walk_pid=""
 grep '^walkthrough:' "$work/walkthrough.log" >&2
 
-# --- 4. fuzzing -------------------------------------------------------------
+# --- 4. the app helpers and the example apps --------------------------------
+
+say "app helpers: python, node, php"
+/usr/bin/python3 -m unittest discover -s helpers/python
+node --test helpers/node/
+php helpers/php/tests/run.php
+
+say "example apps behind the built Caddy, HTTP/1.1 and HTTP/2"
+CADDY_BIN="$work/caddy" CADDY_SESSION_EXAMPLES=all go test -count=1 -vet=off -v ./examples/check/ >"$work/examples.log" 2>&1 || {
+	cat "$work/examples.log" >&2
+	die "the example apps failed (log above)"
+}
+grep -E '^\s*--- (PASS|FAIL)|up in' "$work/examples.log" >&2
+
+# --- 5. fuzzing -------------------------------------------------------------
 
 # go test -fuzz builds an instrumented binary for each target it is given;
 # building once per package and running the binary once per target saves
@@ -144,5 +173,6 @@ fuzz() { # fuzz <package dir> <target...>
 }
 fuzz ./caddymodule FuzzReadClientID FuzzSignedCookie FuzzStripPrefixed FuzzCaddyfile
 fuzz ./sessionstore/mergepatch FuzzApplyPatches FuzzCanonicalMatchesOracle
+fuzz ./appsession FuzzVerify
 
 say "all passed"
