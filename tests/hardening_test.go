@@ -358,3 +358,44 @@ reverse_proxy {upstream}`)
 		t.Errorf("the old cookie after the grace: Set-Cookie %q, new %s", resp.Header.Values("Set-Cookie"), s.get("X-Grace-New"))
 	}
 }
+
+// TestSitesDoNotShareSessions: two sites in one Caddy, each with a bare
+// `session` on the default store, never accept each other's sessions, not
+// even when the client claims the other site's host; the cookie is left
+// alone there. With the same scope they share on purpose.
+func TestSitesDoNotShareSessions(t *testing.T) {
+	up := startUpstream(t)
+	twoSites := func(sessionLine string) {
+		site := func(port int) string {
+			return fmt.Sprintf(":%d {\n\t%s\n\treverse_proxy %s\n}\n", port, sessionLine, strings.TrimPrefix(up.URL, "http://"))
+		}
+		loadCaddyConfig(t, fmt.Sprintf(globalOptions, "")+site(caddyPort)+site(caddyPort2))
+	}
+	twoSites("session")
+	c := newClient(t)
+	c.get("/" + set(`{"user":"admin"}`))
+	id := c.cookie("session")
+	for _, host := range []string{"", caddyAddr} {
+		var header []string
+		if host != "" {
+			header = append(header, "Host: "+host)
+		}
+		resp, s := c.on2("/", header...)
+		if s.get("X-Session-New") != "true" || s.get("X-Session-Data") != "{}" || s.get("X-Session-Id") == id {
+			t.Errorf("site 2 (Host %q) accepted site 1's session: %v", host, s.Header)
+		}
+		if got := resp.Header.Values("Set-Cookie"); len(got) != 0 {
+			t.Errorf("site 2 (Host %q) touched site 1's cookie: %q", host, got)
+		}
+	}
+	if _, s := c.get("/"); s.get("X-Session-Data") != `{"user":"admin"}` {
+		t.Errorf("site 1 lost its session: %v", s.Header)
+	}
+	// Shared on purpose.
+	twoSites("session scope app")
+	c = newClient(t)
+	c.get("/" + set(`{"user":"kim"}`))
+	if _, s := c.on2("/"); s.get("X-Session-Data") != `{"user":"kim"}` {
+		t.Errorf("with one scope, site 2 did not accept site 1's session: %v", s.Header)
+	}
+}

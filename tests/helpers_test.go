@@ -165,6 +165,10 @@ func (c *client) getURL(rawURL string, header ...string) (*http.Response, seen) 
 	}
 	for _, h := range header {
 		name, value, _ := strings.Cut(h, ": ")
+		if name == "Host" {
+			req.Host = value // net/http sends req.Host, not a Host header
+			continue
+		}
 		req.Header[name] = append(req.Header[name], value) // names as given
 	}
 	resp, err := c.http.Do(req)

@@ -21,8 +21,11 @@ import (
 func loadTwoInstances(t *testing.T, up *httptest.Server, redisURL, storeOptions string) {
 	t.Helper()
 	site := func(port int, poolSize int) string {
+		// The two listen on different ports, so they share sessions by
+		// naming one scope, as the README's two-instance setup does.
 		return fmt.Sprintf(`:%d {
 	session {
+		scope twin
 		store redis {
 			address %s
 			pool_size %d
