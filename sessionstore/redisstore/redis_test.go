@@ -31,6 +31,11 @@ func provision(t *testing.T, s *RedisStore) *RedisStore {
 
 var bg = context.Background()
 
+// waitInvalidated gives Redis's invalidation of a change made by another
+// client (a test's own) the time to reach the store's client-side cache:
+// it travels on its own, after the change, on the store's connection.
+func waitInvalidated() { time.Sleep(50 * time.Millisecond) }
+
 func TestLoadRenewsTTLOnlyWhenDue(t *testing.T) {
 	srv := redistest.Start(t)
 	rc := srv.Client()
@@ -53,6 +58,7 @@ func TestLoadRenewsTTLOnlyWhenDue(t *testing.T) {
 	// More than the renewal interval since: the TTL slides back to the
 	// full expiry.
 	rc.PExpire(bg, "session:r", 8*time.Second)
+	waitInvalidated()
 	_, renewed, err = unpackLoad(s.Load(bg, "session:r", 10*time.Second))
 	if err != nil || !renewed {
 		t.Fatalf("Load when due: renewed %v, %v", renewed, err)
@@ -63,6 +69,7 @@ func TestLoadRenewsTTLOnlyWhenDue(t *testing.T) {
 
 	// A key without a TTL (written by hand) gets one.
 	rc.Persist(bg, "session:r")
+	waitInvalidated()
 	if _, renewed, _ = unpackLoad(s.Load(bg, "session:r", 10*time.Second)); !renewed || rc.PTTL(bg, "session:r").Val() < 0 {
 		t.Errorf("a key without TTL: renewed %v, PTTL %v", renewed, rc.PTTL(bg, "session:r").Val())
 	}
@@ -96,6 +103,7 @@ func TestPermanentSessionsHaveNoTTL(t *testing.T) {
 	// A key with a TTL under a permanent config is made permanent.
 	rc.Expire(bg, "session:p", time.Hour)
 	rc.Del(bg, "{session:p}:renewed")
+	waitInvalidated()
 	if _, _, err := unpackLoad(s.Load(bg, "session:p", 0)); err != nil {
 		t.Fatal(err)
 	}
@@ -171,7 +179,7 @@ func TestConcurrentPatchesFromTwoClientsLoseNothing(t *testing.T) {
 	// instances would have.
 	a := provision(t, &RedisStore{Address: []string{srv.URL()}})
 	b := provision(t, &RedisStore{Address: []string{srv.Addr()}, PoolSize: 4})
-	if a.client == b.client {
+	if a.pc == b.pc {
 		t.Fatal("want two clients")
 	}
 	if _, err := a.Patch(bg, "session:c", []string{`{"start":true}`}, sessionstore.PatchOptions{TTL: time.Hour, Create: true}); err != nil {
@@ -208,7 +216,7 @@ func TestReloadSharesClient(t *testing.T) {
 	srv := redistest.Start(t)
 	a := provision(t, &RedisStore{Address: []string{srv.URL()}})
 	b := provision(t, &RedisStore{Address: []string{srv.URL()}})
-	if a.client != b.client {
+	if a.pc != b.pc {
 		t.Error("two configs with the same settings got two clients")
 	}
 	if err := a.Cleanup(); err != nil {
@@ -317,6 +325,7 @@ func TestCaddyfile(t *testing.T) {
 			password {env.REDIS_PASSWORD}
 			master_name mymaster
 			pool_size 20
+			cache_size 64MiB
 			dial_timeout 500ms
 			read_timeout 2s
 			write_timeout 1s
@@ -325,13 +334,15 @@ func TestCaddyfile(t *testing.T) {
 			on_error closed
 		}`, want: RedisStore{
 			Address: []string{"redis://10.0.0.1:6379/2", "rediss://10.0.0.2:6380"}, Username: "u", Password: "{env.REDIS_PASSWORD}",
-			MasterName: "mymaster", PoolSize: 20, DialTimeout: caddy.Duration(500 * time.Millisecond), ReadTimeout: caddy.Duration(2 * time.Second),
+			MasterName: "mymaster", PoolSize: 20, CacheSize: 64 << 20, DialTimeout: caddy.Duration(500 * time.Millisecond), ReadTimeout: caddy.Duration(2 * time.Second),
 			WriteTimeout: caddy.Duration(time.Second), TLSCA: "/etc/ca.pem", TLSInsecureSkipVerify: true, OnError: "closed",
 		}},
 		{input: "redis {\n address http://x:1\n}", err: "address"},
 		{input: "redis {\n address localhost\n}", err: "address"},
 		{input: "redis {\n address\n}", err: "address"},
-		{input: "redis {\n pool_size 0\n}", err: "pool_size"},
+		{input: "redis {\n pool_size 0\n}", err: "store redis: pool_size: "},
+		{input: "redis {\n cache_size lots\n}", err: "store redis: cache_size: "},
+		{input: "redis {\n cache_size 0\n}", err: "store redis: cache_size: "},
 		{input: "redis {\n read_timeout soon\n}", err: "read_timeout"},
 		{input: "redis {\n on_error maybe\n}", err: "on_error"},
 		{input: "redis {\n bogus\n}", err: "bogus"},

@@ -1,0 +1,163 @@
+package tests
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/caddy-session/caddy-session/internal/redistest"
+)
+
+// Two Caddy instances on one Redis, each with its client-side cache of
+// session reads: what one changes, the other serves on its next request.
+
+// within polls cond up to a generous bound: Redis's invalidations reach
+// the other instance's cache on their own (in well under 50 ms on
+// loopback; the bound is for a busy machine).
+func within(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within 3s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestRedisCacheTwoInstances(t *testing.T) {
+	srv := redistest.Start(t)
+	up := startUpstream(t)
+	loadTwoInstances(t, up, srv.URL(), "")
+	c := newClient(t)
+	rc := srv.Client()
+	ctx := context.Background()
+
+	c.get("/" + set(`{"n":1}`))
+	id := c.cookie("session")
+	// Both instances read it, so both cache it.
+	for range 3 {
+		if _, s := c.on2("/"); s.get("X-Session-Data") != `{"n":1}` {
+			t.Fatalf("second instance: %s", s.get("X-Session-Data"))
+		}
+		if _, s := c.get("/"); s.get("X-Session-Data") != `{"n":1}` {
+			t.Fatalf("first instance: %s", s.get("X-Session-Data"))
+		}
+	}
+
+	// A change through one is seen through the other.
+	c.get("/" + set(`{"n":2}`))
+	within(t, "a change through the first, seen through the second", func() bool {
+		_, s := c.on2("/")
+		return s.get("X-Session-Data") == `{"n":2}`
+	})
+	c.on2("/" + set(`{"n":3}`))
+	within(t, "a change through the second, seen through the first", func() bool {
+		_, s := c.get("/")
+		return s.get("X-Session-Data") == `{"n":3}`
+	})
+
+	// An admin DELETE ends it on both.
+	if status, body := adminDo(t, http.MethodDelete, "/session/session/"+id); status != http.StatusOK && status != http.StatusNoContent {
+		t.Fatalf("admin DELETE: %d %s", status, body)
+	}
+	for name, get := range map[string]func(string, ...string) (*http.Response, seen){"first": c.get, "second": c.on2} {
+		within(t, "the admin DELETE, through the "+name, func() bool {
+			_, s := get("/", "Cookie: session="+id)
+			return s.get("X-Session-New") == "true"
+		})
+	}
+
+	// A session expiring in Redis ends on both.
+	c2 := newClient(t)
+	c2.get("/" + set(`{"e":1}`))
+	id2 := c2.cookie("session")
+	c2.on2("/")
+	c2.get("/")
+	rc.PExpire(ctx, "session:"+id2, 100*time.Millisecond)
+	time.Sleep(150 * time.Millisecond)
+	for name, get := range map[string]func(string, ...string) (*http.Response, seen){"first": c2.get, "second": c2.on2} {
+		within(t, "the expiry, through the "+name, func() bool {
+			_, s := get("/", "Cookie: session="+id2)
+			return s.get("X-Session-New") == "true"
+		})
+	}
+
+	// No session survives a FLUSHALL, in either cache.
+	c3 := newClient(t)
+	c3.get("/" + set(`{"f":1}`))
+	id3 := c3.cookie("session")
+	c3.on2("/")
+	c3.get("/")
+	rc.FlushAll(ctx)
+	for name, get := range map[string]func(string, ...string) (*http.Response, seen){"first": c3.get, "second": c3.on2} {
+		within(t, "FLUSHALL, through the "+name, func() bool {
+			_, s := get("/", "Cookie: session="+id3)
+			return s.get("X-Session-New") == "true"
+		})
+	}
+}
+
+func TestRedisCacheConcurrentWritersOfOneSession(t *testing.T) {
+	srv := redistest.Start(t)
+	up := startUpstream(t)
+	loadTwoInstances(t, up, srv.URL(), "")
+	c := newClient(t)
+	c.get("/" + set(`{"start":true}`))
+
+	const writers = 32
+	var wg sync.WaitGroup
+	for i := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			path := "/" + set(fmt.Sprintf(`{"k%d":%d}`, i, i))
+			if i%2 == 0 {
+				c.get(path)
+			} else {
+				c.on2(path)
+			}
+		}()
+	}
+	wg.Wait()
+	_, s := c.get("/")
+	got := mustJSON(t, s.get("X-Session-Data"))
+	if len(got) != writers+1 {
+		t.Errorf("the session holds %d keys, want %d: writes were lost", len(got), writers+1)
+	}
+}
+
+func TestRedisOutageFailsFast(t *testing.T) {
+	srv := redistest.Start(t)
+	up := startUpstream(t)
+	loadTwoInstances(t, up, srv.URL(), "")
+	c := newClient(t)
+	c.get("/" + set(`{"user":"kim"}`))
+	id := c.cookie("session")
+
+	srv.Stop()
+	// After the first failures, requests are answered (on_error open: a
+	// fresh session) without waiting for Redis's timeouts (300ms here).
+	for range 5 {
+		c.get("/", "Cookie: session="+id)
+	}
+	start := time.Now()
+	const n = 20
+	for range n {
+		if _, s := c.get("/", "Cookie: session="+id); s.get("X-Session-New") != "true" {
+			t.Fatalf("with Redis down: new %q", s.get("X-Session-New"))
+		}
+	}
+	if per := time.Since(start) / n; per > 250*time.Millisecond {
+		t.Errorf("with Redis down a request took %v on average: it waited for the timeout", per)
+	}
+
+	srv.Restart()
+	within(t, "the session is served again after Redis returns", func() bool {
+		_, s := c.get("/", "Cookie: session="+id)
+		return s.get("X-Session-Data") == `{"user":"kim"}`
+	})
+}
