@@ -15,7 +15,8 @@
 # and drives each with wrk in four scenarios:
 #
 #   read        a known session, unchanged
-#   write       known sessions (1000); every response changes one key
+#   write       known sessions (10000); every response changes one key
+#   hot         one session changed by 32 connections at once
 #   cookieless  visitors without a cookie who never get data
 #   many        100k distinct sessions, a random one per request
 #
@@ -36,7 +37,9 @@
 #
 # Settings (environment): DURATION seconds per run (3), ROUNDS (5),
 # CONNS wrk connections (16), THREADS wrk threads (1), SESSIONS for the
-# many scenario (100000), WRITE_SESSIONS for the write scenario (1000),
+# many scenario (100000), WRITE_SESSIONS for the write scenario (10000),
+# HOT_CONNS wrk connections of the hot scenario (32), BASE_CADDY another
+# build run as config E, configured as B (to compare commits side by side),
 # WARMUP seconds per configuration (2), BASE_PORT where the search for
 # free ports starts (18080), CADDY_CPUS (1), LOAD_CPUS (0), SKIP_BUILD=1
 # to use an existing ./caddy.
@@ -50,15 +53,24 @@ ROUNDS=${ROUNDS:-5}
 CONNS=${CONNS:-16}
 THREADS=${THREADS:-1}
 SESSIONS=${SESSIONS:-100000}
-WRITE_SESSIONS=${WRITE_SESSIONS:-1000}
+WRITE_SESSIONS=${WRITE_SESSIONS:-10000}
+HOT_CONNS=${HOT_CONNS:-32}
 WARMUP=${WARMUP:-2}
 BASE_PORT=${BASE_PORT:-18080}
 CADDY_CPUS=${CADDY_CPUS:-1}
 LOAD_CPUS=${LOAD_CPUS:-0}
 
-SCENARIOS=(read write cookieless many)
+SCENARIOS=(read write hot cookieless many)
 CONFIGS=(A B C D)
-declare -A CONFIG_NAME=([A]="reverse_proxy" [B]="session memory" [C]="session redis" [D]="session redis unix")
+declare -A CONFIG_NAME=([A]="reverse_proxy" [B]="session memory" [C]="session redis" [D]="session redis unix" [E]="session memory, base")
+# BASE_CADDY names another build (an earlier commit's, say): it runs as E,
+# configured as B, so a regression shows beside B in the same run.
+declare -A CADDY_BIN_OF=([A]=./caddy [B]=./caddy [C]=./caddy [D]=./caddy)
+if [ -n "${BASE_CADDY:-}" ]; then
+	[ -x "$BASE_CADDY" ] || { echo "BASE_CADDY=$BASE_CADDY is not an executable" >&2; exit 1; }
+	CONFIGS+=(E)
+	CADDY_BIN_OF[E]=$BASE_CADDY
+fi
 
 log() { printf '%s %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() {
@@ -168,8 +180,11 @@ session_of() {
 	case $1 in
 	A) ;;
 	B) printf '\tsession\n' ;;
-	C) printf '\tsession {\n\t\tstore redis {\n\t\t\taddress redis://127.0.0.1:%d/0\n\t\t}\n\t}\n' "$REDIS_PORT" ;;
-	D) printf '\tsession {\n\t\tstore redis {\n\t\t\taddress unix://%s\n\t\t}\n\t}\n' "$REDIS_SOCKET" ;;
+	# C and D listen on different ports and share one Redis: the same
+	# scope lets D take the sessions started through C.
+	C) printf '\tsession {\n\t\tscope bench\n\t\tstore redis {\n\t\t\taddress redis://127.0.0.1:%d/0\n\t\t}\n\t}\n' "$REDIS_PORT" ;;
+	D) printf '\tsession {\n\t\tscope bench\n\t\tstore redis {\n\t\t\taddress unix://%s\n\t\t}\n\t}\n' "$REDIS_SOCKET" ;;
+	E) printf '\tsession\n' ;;
 	esac
 }
 for c in "${CONFIGS[@]}"; do
@@ -190,7 +205,7 @@ for c in "${CONFIGS[@]}"; do
 	EOF
 	mkdir -p "$WORK/home-$c"
 	XDG_DATA_HOME="$WORK/home-$c" XDG_CONFIG_HOME="$WORK/home-$c" \
-		"${PIN_SERVER[@]}" ./caddy run --adapter caddyfile --config "$WORK/Caddyfile.$c" \
+		"${PIN_SERVER[@]}" "${CADDY_BIN_OF[$c]}" run --adapter caddyfile --config "$WORK/Caddyfile.$c" \
 		>"$WORK/caddy-$c.log" 2>&1 &
 	PIDS+=($!)
 	CADDY_PID[$c]=$!
@@ -205,7 +220,9 @@ done
 # path), and SESSIONS for the many scenario. A, which keeps no sessions, is
 # sent B's cookies: the same bytes. D shares C's Redis and prefix, so C's
 # sessions are D's.
-for c in B C; do
+session_makers=(B C)
+[ -n "${BASE_CADDY:-}" ] && session_makers+=(E)
+for c in "${session_makers[@]}"; do
 	log "starting 1 + $WRITE_SESSIONS + $SESSIONS sessions through config $c"
 	url="http://127.0.0.1:${PORT[$c]}/login"
 	"${PIN_LOAD[@]}" "$WORK/mksessions" -url "$url" -n 1 >"$WORK/known-$c"
@@ -240,12 +257,18 @@ cpu_ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }
 # session for every request of read, write and many, a new one for every
 # request of cookieless.
 bench() {
-	local c=$1 scenario=$2 secs=$3 path=/ cookies= args=()
+	local c=$1 scenario=$2 secs=$3 path=/ cookies= args=() conns=$CONNS
 	case $scenario in
 	read) args=(-H "Cookie: session=$(cat "$WORK/known-$c")") ;;
 	write)
 		path=/write
 		cookies="$WORK/write-$c"
+		;;
+	hot) # HOT_CONNS connections changing one session at once, as a
+		# single-page app's parallel requests do
+		path=/write
+		conns=$HOT_CONNS
+		args=(-H "Cookie: session=$(cat "$WORK/known-$c")")
 		;;
 	cookieless) ;;
 	many) cookies="$WORK/many-$c" ;;
@@ -253,7 +276,7 @@ bench() {
 	upstream_stats >/dev/null
 	local out ticks
 	ticks=$(cpu_ticks "${CADDY_PID[$c]}")
-	out=$(BENCH_COOKIES=$cookies timeout $((secs + 30)) "${PIN_LOAD[@]}" wrk -t"$THREADS" -c"$CONNS" -d"${secs}s" \
+	out=$(BENCH_COOKIES=$cookies timeout $((secs + 30)) "${PIN_LOAD[@]}" wrk -t"$THREADS" -c"$conns" -d"${secs}s" \
 		--timeout 2s -s bench/bench.lua "${args[@]}" "http://127.0.0.1:${PORT[$c]}$path" 2>&1) ||
 		die "wrk failed on config $c, $scenario: $out"
 	local line stats
@@ -315,10 +338,12 @@ median() {
 }
 # column SCENARIO CONFIG N prints column N of every round.
 column() { awk -v n="$3" '{ print $n }' "$WORK/results/$1.$2"; }
-# paired SCENARIO CONFIG N prints CONFIG's column N over A's, round by round.
+# paired SCENARIO CONFIG N [BASE] prints CONFIG's column N over BASE's (A),
+# round by round.
 paired() {
-	paste "$WORK/results/$1.$2" "$WORK/results/$1.A" |
-		awk -v n="$3" -v w="$(head -n1 "$WORK/results/$1.A" | wc -w)" '{ printf "%.6f\n", $n / $(n + w) }'
+	local base=${4:-A}
+	paste "$WORK/results/$1.$2" "$WORK/results/$1.$base" |
+		awk -v n="$3" -v w="$(head -n1 "$WORK/results/$1.$base" | wc -w)" '{ printf "%.6f\n", $n / $(n + w) }'
 }
 
 declare -A MED
@@ -336,7 +361,7 @@ echo "## caddy-session: bench/run.sh"
 echo
 echo "- $(date -u '+%Y-%m-%d %H:%M UTC'); $(git describe --always --dirty 2>/dev/null || echo 'not a git checkout'); $(nproc) CPUs (${cpu_model:-unknown}); $(go version | awk '{print $3}'); Caddy $(./caddy version | awk '{print $1}'); $(wrk -v 2>&1 | awk 'NR == 1 { print $1, $2 }'); redis-server $(redis-server --version | sed -E 's/.*v=([^ ]+).*/\1/')"
 echo "- wrk -t$THREADS -c$CONNS, ${DURATION}s per run, $ROUNDS rounds (${CONFIGS[*]} alternating, rotated each round), median of the rounds; $PINNING"
-echo "- scenarios: read = 1 known session; write = $WRITE_SESSIONS known sessions, each response changes one key; cookieless; many = $SESSIONS known sessions, a random one per request"
+echo "- scenarios: read = 1 known session; write = $WRITE_SESSIONS known sessions, each response changes one key; hot = 1 session changed by $HOT_CONNS connections at once; cookieless; many = $SESSIONS known sessions, a random one per request"
 echo "- ×A: the ratio to A (reverse_proxy alone) in the same scenario; CPU µs/req: the CPU time the Caddy process used per request"
 echo
 echo "| scenario | config | req/s | ×A | p50 ms | ×A | p99 ms | ×A | CPU µs/req | ×A |"
@@ -352,13 +377,13 @@ for scenario in "${SCENARIOS[@]}"; do
 done
 
 echo
-echo "Targets (issue 6), as the ratio of the medians and, in brackets, the median of the ratios round by round:"
+echo "Targets, as the ratio of the medians and, in brackets, the median of the ratios round by round:"
 echo
-# target NAME SCENARIO CONFIG COLUMN OP LIMIT
+# target NAME SCENARIO CONFIG COLUMN OP LIMIT [BASE]: CONFIG over BASE (A).
 target() {
-	local of_medians of_rounds
-	of_medians=$(awk -v a="${MED[$2.$3.$4]}" -v b="${MED[$2.A.$4]}" 'BEGIN { printf "%.6f", a / b }')
-	of_rounds=$(paired "$2" "$3" "$4" | median)
+	local of_medians of_rounds base=${7:-A}
+	of_medians=$(awk -v a="${MED[$2.$3.$4]}" -v b="${MED[$2.$base.$4]}" 'BEGIN { printf "%.6f", a / b }')
+	of_rounds=$(paired "$2" "$3" "$4" "$base" | median)
 	awk -v n="$1" -v v="$of_medians" -v p="$of_rounds" -v op="$5" -v l="$6" 'BEGIN {
 		ok = (op == ">=") ? (v >= l) : (v <= l)
 		printf "- %s: %.3f [%.3f] (target %s %s): %s\n", n, v, p, op, l, ok ? "met" : "MISSED" }'
@@ -368,6 +393,19 @@ target "read path, memory (B): p99 ×A" read B 3 "<=" 1.05
 target "write path, memory (B): req/s ×A" write B 1 ">=" 0.93
 target "read path, Redis (C): req/s ×A" read C 1 ">=" 0.85
 target "read path, Redis over its unix socket (D): req/s ×A" read D 1 ">=" 0.85
+# Issue 13: the Redis store against the memory store.
+target "read path, Redis (C) over memory (B): req/s" read C 1 ">=" 0.95 B
+target "read path, Redis (C) over memory (B): CPU µs/req" read C 4 "<=" 1.053 B
+target "read path, Redis (C) over memory (B): p99" read C 3 "<=" 1.1 B
+target "write path ($WRITE_SESSIONS sessions), Redis (C) over memory (B): req/s" write C 1 ">=" 0.85 B
+target "hot session ($HOT_CONNS writers), Redis (C) over memory (B): req/s" hot C 1 ">=" 0.85 B
+if [ -n "${BASE_CADDY:-}" ]; then
+	# No regression: this build's memory store (B) against BASE_CADDY's (E).
+	for s in read write hot cookieless many; do
+		target "$s, memory, this build (B) over BASE_CADDY (E): req/s" "$s" B 1 ">=" 0.97 E
+		target "$s, memory, this build (B) over BASE_CADDY (E): CPU µs/req" "$s" B 4 "<=" 1.03 E
+	done
+fi
 
 echo
 echo "<details><summary>every run: req/s, p50 µs, p99 µs, CPU µs/req; rounds in order</summary>"
