@@ -40,10 +40,11 @@ const (
 )
 
 // memStore is the in-process store: independently locked shards, each
-// with an index of its entries and a heap of them ordered by expiry, laid
-// out without pointers (memshard.go). The heap gives the sweeper the
-// expired entries without a scan, and eviction the entry nearest its
-// expiry.
+// with an index of its entries, a heap of them ordered by expiry and a
+// queue of those on probation, laid out without pointers (memshard.go).
+// The heap gives the sweeper the expired entries without a scan; the
+// probation queues give eviction the oldest sessions never seen again, and
+// the heap, when there are none, the entry nearest its expiry.
 type memStore struct {
 	shards [memShardCount]memShard
 	seed   maphash.Seed
@@ -53,6 +54,9 @@ type memStore struct {
 
 	count       atomic.Int64
 	maxSessions atomic.Int64
+	// probSeq numbers the sessions entering probation, store-wide, so
+	// that eviction can tell the oldest across shards.
+	probSeq atomic.Uint32
 
 	logger      atomic.Pointer[zap.Logger]
 	evictionLog *throttle.Throttle
@@ -206,6 +210,9 @@ func (s *memStore) Load(_ context.Context, key string, ttl time.Duration) (sessi
 		sh.mu.RUnlock()
 		return sessionstore.Entry{}, err
 	}
+	// Found again: the session leaves probation. Set atomically under the
+	// read lock, once; the queue's item goes stale and is skipped later.
+	e.markSeen()
 	_, interval := e.lifetime(ttl)
 	due := now-e.renewed >= int64(interval)
 	entry := sessionstore.Entry{Data: sh.data(i), Meta: sh.meta(i)}
@@ -325,7 +332,7 @@ func (s *memStore) Patch(_ context.Context, key string, patches []string, opts s
 		sh.mu.Unlock()
 		return "", err
 	}
-	inserted := false
+	var inserted probItem
 	switch {
 	case data == mergepatch.EmptyData && ok:
 		s.drop(sh, i)
@@ -340,17 +347,17 @@ func (s *memStore) Patch(_ context.Context, key string, patches []string, opts s
 		sh.fix(e.pos)
 		sh.maybeCompact()
 	default:
-		var e memEntry
+		e := memEntry{probSeq: s.nextProbSeq()} // new: on probation
 		e.written(now, opts)
-		sh.insert(h, key, scope, data, e)
+		slot := sh.insert(h, key, scope, data, e)
 		s.count.Add(1)
-		inserted = true
+		inserted = probItem{slot: slot, seq: e.probSeq}
 	}
 	sh.mu.Unlock()
 	s.version.Add(1)
 
-	if inserted {
-		s.enforceCap()
+	if inserted.seq != 0 {
+		s.enforceCap(inserted)
 	}
 	return data, nil
 }
@@ -420,6 +427,12 @@ func (s *memStore) Rename(_ context.Context, oldKey, newKey string, opts session
 	}
 	ttl, _ := e.lifetime(opts.TTL)
 	e.renew(now, ttl)
+	// A session still on probation stays on it, queued anew in its new
+	// shard: sequence numbers must grow along each shard's queue.
+	e.probSeq = 0
+	if e.seen == 0 {
+		e.probSeq = s.nextProbSeq()
+	}
 	to.insert(toHash, newKey, scope, data, e)
 	if opts.Grace > 0 {
 		grace := memEntry{moved: true, renewed: now}
@@ -428,6 +441,16 @@ func (s *memStore) Rename(_ context.Context, oldKey, newKey string, opts session
 	}
 	s.version.Add(1)
 	return nil
+}
+
+// nextProbSeq returns the next probation sequence number; never 0, which
+// is none.
+func (s *memStore) nextProbSeq() uint32 {
+	for {
+		if n := s.probSeq.Add(1); n != 0 {
+			return n
+		}
+	}
 }
 
 // put stores data under key with its scope and e's times, replacing what
@@ -476,55 +499,99 @@ func (s *memStore) Len() int { return int(s.count.Load()) }
 // enforceCap evicts the entries nearest their expiry while the store holds
 // more than its maximum, so that a flood of new sessions cannot exhaust
 // memory. It runs outside any shard lock.
-func (s *memStore) enforceCap() {
-	evicted := int64(0)
+//
+// The session just created (skip) is not evicted in its place, unless
+// nothing else can be: it has not had the chance to be seen again.
+func (s *memStore) enforceCap(skip probItem) {
+	evicted, seen := int64(0), int64(0)
 	for s.count.Load() > s.maxSessions.Load() {
-		if !s.evictOne() {
+		ok, wasSeen := s.evictOne(skip)
+		if !ok {
 			break
 		}
 		evicted++
+		if wasSeen {
+			seen++
+		}
 	}
 	if evicted > 0 {
 		s.logEviction(evicted)
 	}
 }
 
-// evictOne removes the entry nearest its expiry across all shards.
-func (s *memStore) evictOne() bool {
+// evictOne removes one entry, and reports whether it did and whether the
+// entry was a seen session. It takes, across all shards:
+//
+//  1. an expired entry, which is gone anyway;
+//  2. else the oldest session on probation: one not found by a Load since
+//     the request that created it, such as a cookieless visitor's;
+//  3. else the entry nearest its expiry (least recently renewed among
+//     ties), which is the longest idle.
+//
+// So a flood of new sessions that never come back evicts only its own
+// sessions; a returning user's is evicted only when the store holds
+// nothing but seen sessions.
+func (s *memStore) evictOne(skip probItem) (ok, wasSeen bool) {
 	for attempt := 0; attempt < 3; attempt++ {
-		var victim *memShard
-		var key string
+		var topShard, probShard *memShard
+		var topKey string
+		var prob probItem
 		best := int64(math.MaxInt64)
 		bestRenewed := int64(math.MaxInt64)
+		now := s.now()
 		for i := range s.shards {
 			sh := &s.shards[i]
 			sh.mu.RLock()
 			if top, ok := sh.top(); ok {
 				e := &sh.slots[top]
-				if victim == nil || e.expires < best || (e.expires == best && e.renewed < bestRenewed) {
-					victim, key, best, bestRenewed = sh, string(sh.key(top)), e.expires, e.renewed
+				if topShard == nil || e.expires < best || (e.expires == best && e.renewed < bestRenewed) {
+					topShard, topKey, best, bestRenewed = sh, string(sh.key(top)), e.expires, e.renewed
 				}
 			}
+			it, ok, stale := sh.probFront(skip)
 			sh.mu.RUnlock()
-		}
-		if victim == nil {
-			return false
-		}
-		victim.mu.Lock()
-		// Evict only what was chosen: the shard may have changed since.
-		if top, ok := victim.top(); ok && string(victim.key(top)) == key {
-			wasSession := !victim.slots[top].moved
-			s.drop(victim, top)
-			s.version.Add(1)
-			victim.mu.Unlock()
-			if wasSession {
-				s.notifyRemoved([]string{key}, sessionstore.RemovedEvicted)
+			if stale {
+				sh.mu.Lock()
+				sh.trimProbation()
+				it, ok, _ = sh.probFront(skip)
+				sh.mu.Unlock()
 			}
-			return true
+			if ok && (probShard == nil || seqBefore(it.seq, prob.seq)) {
+				probShard, prob = sh, it
+			}
 		}
-		victim.mu.Unlock()
+		if topShard == nil {
+			return false, false
+		}
+		if probShard != nil && best > now {
+			probShard.mu.Lock()
+			// Evict only what was chosen: the shard may have changed since.
+			if it, ok, _ := probShard.probFront(skip); ok && it == prob {
+				key := string(probShard.key(it.slot))
+				s.drop(probShard, it.slot)
+				s.version.Add(1)
+				probShard.mu.Unlock()
+				s.notifyRemoved([]string{key}, sessionstore.RemovedEvicted)
+				return true, false
+			}
+			probShard.mu.Unlock()
+			continue
+		}
+		topShard.mu.Lock()
+		if top, ok := topShard.top(); ok && string(topShard.key(top)) == topKey {
+			e := &topShard.slots[top]
+			wasSession, seen := !e.moved, e.seen != 0 && !e.expired(now)
+			s.drop(topShard, top)
+			s.version.Add(1)
+			topShard.mu.Unlock()
+			if wasSession {
+				s.notifyRemoved([]string{topKey}, sessionstore.RemovedEvicted)
+			}
+			return true, seen
+		}
+		topShard.mu.Unlock()
 	}
-	return false
+	return false, false
 }
 
 func (s *memStore) logEviction(n int64) {

@@ -187,7 +187,11 @@ func (s *memStore) loadPersisted(path string) {
 			expired++
 			continue
 		}
-		e := memEntry{expires: pe.Expires, renewed: pe.Renewed, created: pe.Created, ownExpiry: pe.OwnExpiry}
+		// The file does not say which sessions were on probation (an older
+		// version must still read it): a session saved is taken as seen,
+		// so that a flood right after a restart cannot evict the users the
+		// store held before it.
+		e := memEntry{expires: pe.Expires, renewed: pe.Renewed, created: pe.Created, ownExpiry: pe.OwnExpiry, seen: 1}
 		if e.expires == 0 {
 			e.expires = math.MaxInt64
 		}
@@ -200,7 +204,7 @@ func (s *memStore) loadPersisted(path string) {
 		}
 		loaded++
 	}
-	s.enforceCap()
+	s.enforceCap(probItem{})
 	s.persist.saved.Store(s.version.Load())
 	logger.Info("memory session store: loaded sessions from its file",
 		zap.String("file", path), zap.Int("sessions", loaded), zap.Int("expired_dropped", expired))
