@@ -403,8 +403,11 @@ func (s *memStore) Rename(_ context.Context, oldKey, newKey string, opts session
 	}
 	// The arena first, so that a rename that does not fit loses nothing.
 	moving := len(newKey) + int(from.slots[i].scopeLen) + int(from.slots[i].dataLen)
+	// A rename to the same key renews it; a grace record there would be a
+	// second entry under the key, pointing at itself.
+	grace := opts.Grace > 0 && oldKey != newKey
 	record := 0 // the grace record: the old key, and the new one as its data
-	if opts.Grace > 0 {
+	if grace {
 		record = len(oldKey) + len(newKey)
 	}
 	if from == to {
@@ -434,10 +437,10 @@ func (s *memStore) Rename(_ context.Context, oldKey, newKey string, opts session
 		e.probSeq = s.nextProbSeq()
 	}
 	to.insert(toHash, newKey, scope, data, e)
-	if opts.Grace > 0 {
-		grace := memEntry{moved: true, renewed: now}
-		grace.renew(now, opts.Grace)
-		from.insert(fromHash, oldKey, "", newKey, grace)
+	if grace {
+		record := memEntry{moved: true, renewed: now}
+		record.renew(now, opts.Grace)
+		from.insert(fromHash, oldKey, "", newKey, record)
 	}
 	s.version.Add(1)
 	return nil
