@@ -172,44 +172,72 @@ func TestMemSetMaxSessions(t *testing.T) {
 	}
 }
 
+// The first eviction of a flood is logged at once, the rest as a summary
+// every interval while it lasts, and the last of them within an interval
+// after it stops, without waiting for another eviction.
 func TestMemEvictionLog(t *testing.T) {
 	core, logs := observer.New(zapcore.WarnLevel)
 	s, c := newTestStoreLogger(t, 2, zap.New(core))
+	const every = 100 * time.Millisecond
+	s.evictionLog.every = every
 	insert := func(k string) {
 		t.Helper()
 		c.advance(time.Millisecond)
 		mustPatch(t, s, k, time.Hour, `{"a":1}`)
 	}
+	waitLines := func(n int) []observer.LoggedEntry {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for logs.Len() < n && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+		return logs.TakeAll()
+	}
+	field := func(e observer.LoggedEntry, name string) any { return e.ContextMap()[name] }
 	insert("a")
 	insert("b")
 	if n := logs.Len(); n != 0 {
 		t.Fatalf("%d log lines before any eviction", n)
 	}
 	insert("c")
-	entries := logs.TakeAll()
+	entries := logs.TakeAll() // at once, not after a wait
 	if len(entries) != 1 {
-		t.Fatalf("%d log lines after the first eviction, want 1", len(entries))
+		t.Fatalf("%d log lines right after the first eviction, want 1", len(entries))
 	}
-	if got := entries[0].ContextMap()["evicted"]; got != int64(1) {
+	if got := field(entries[0], "evicted"); got != int64(1) {
 		t.Errorf("evicted = %v, want 1", got)
 	}
-	if got := entries[0].ContextMap()["max_sessions"]; got != int64(2) {
+	if got := field(entries[0], "max_sessions"); got != int64(2) {
 		t.Errorf("max_sessions = %v, want 2", got)
 	}
-	// Within the interval, evictions are counted, not logged.
+	// Then evictions are counted, not logged one by one.
+	start := time.Now()
+	seeAll(t, s, "b", "c") // so d evicts b, a seen session
 	insert("d")
 	insert("e")
-	if n := logs.Len(); n != 0 {
+	insert("f")
+	if n := logs.Len(); n != 0 && time.Since(start) < every {
 		t.Errorf("%d log lines within the interval, want 0", n)
 	}
-	c.advance(evictionLogInterval)
-	insert("f")
-	entries = logs.TakeAll()
+	// The summary comes without another eviction.
+	entries = waitLines(1)
 	if len(entries) != 1 {
-		t.Fatalf("%d log lines after the interval, want 1", len(entries))
+		t.Fatalf("%d summary lines, want 1", len(entries))
 	}
-	if got := entries[0].ContextMap()["evicted"]; got != int64(3) {
-		t.Errorf("evicted = %v, want 3 (two held back and this one)", got)
+	if got := field(entries[0], "evicted"); got != int64(3) {
+		t.Errorf("summary evicted = %v, want 3", got)
+	}
+	if got := field(entries[0], "evicted_seen"); got != int64(1) {
+		t.Errorf("summary evicted_seen = %v, want 1", got)
+	}
+	// Quiet: no more lines, and the next eviction is logged at once.
+	time.Sleep(3 * every)
+	if n := logs.Len(); n != 0 {
+		t.Errorf("%d log lines after the flood's summary, want 0", n)
+	}
+	insert("g")
+	if n := logs.Len(); n != 1 {
+		t.Errorf("%d log lines right after an eviction following a quiet spell, want 1", n)
 	}
 }
 

@@ -11,7 +11,6 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/caddy-session/caddy-session/internal/throttle"
 	"github.com/caddy-session/caddy-session/sessionstore"
 	"github.com/caddy-session/caddy-session/sessionstore/mergepatch"
 )
@@ -33,10 +32,6 @@ const (
 	// sweepBatch bounds how many entries one lock hold of the sweeper
 	// removes, so a mass expiry never stalls requests of that shard.
 	sweepBatch = 1024
-
-	// evictionLogInterval bounds the eviction log to one line per interval
-	// in a flood.
-	evictionLogInterval = 10 * time.Second
 )
 
 // memStore is the in-process store: independently locked shards, each
@@ -59,7 +54,7 @@ type memStore struct {
 	probSeq atomic.Uint32
 
 	logger      atomic.Pointer[zap.Logger]
-	evictionLog *throttle.Throttle
+	evictionLog *evictionLog
 	onRemove    atomic.Pointer[func(key, reason string)]
 
 	// version counts changes, so a save can tell when nothing changed.
@@ -151,12 +146,12 @@ func newPersistentMemStore(maxSessions int, sweepInterval time.Duration, logger 
 	s := &memStore{
 		seed:        maphash.MakeSeed(),
 		hashMask:    math.MaxUint64,
-		evictionLog: throttle.New(evictionLogInterval),
 		now:         func() int64 { return time.Now().UnixNano() },
 		stop:        make(chan struct{}),
 		sweepDone:   make(chan struct{}),
 		persistDone: make(chan struct{}),
 	}
+	s.evictionLog = &evictionLog{every: evictionLogEvery, log: s.logEvictions}
 	for i := range s.shards {
 		s.shards[i] = newMemShard()
 	}
@@ -518,7 +513,7 @@ func (s *memStore) enforceCap(skip probItem) {
 		}
 	}
 	if evicted > 0 {
-		s.logEviction(evicted)
+		s.evictionLog.note(evicted, seen)
 	}
 }
 
@@ -597,13 +592,18 @@ func (s *memStore) evictOne(skip probItem) (ok, wasSeen bool) {
 	return false, false
 }
 
-func (s *memStore) logEviction(n int64) {
-	total, ok := s.evictionLog.Note(n, s.now())
-	if !ok {
-		return
+// logEvictions writes a line of the eviction log (see evictionLog): n
+// sessions evicted, seen of them seen again after their creation (users
+// who came back: their number says the store is too small for its real
+// users, not only flooded).
+func (s *memStore) logEvictions(first bool, n, seen int64) {
+	msg := "memory session store full: evicted sessions since the last line"
+	if first {
+		msg = "memory session store full: evicting sessions, those never seen again first; a summary follows every second while it lasts"
 	}
-	s.logger.Load().Warn("memory session store full: evicted the sessions nearest their expiry",
-		zap.Int64("evicted", total),
+	s.logger.Load().Warn(msg,
+		zap.Int64("evicted", n),
+		zap.Int64("evicted_seen", seen),
 		zap.Int64("max_sessions", s.maxSessions.Load()))
 }
 
@@ -656,6 +656,7 @@ func (s *memStore) Destruct() error {
 	close(s.stop)
 	<-s.sweepDone
 	<-s.persistDone
+	s.evictionLog.stop()
 	if err := s.save(); err != nil {
 		s.logger.Load().Error("saving the memory session store at shutdown failed", zap.Error(err))
 		return err
