@@ -60,6 +60,7 @@ type memStore struct {
 	// version counts changes, so a save can tell when nothing changed.
 	version atomic.Uint64
 	persist persister
+	jnl     atomic.Pointer[journal] // nil without a persist file
 
 	// users are the MemoryStore modules that share this store, with the
 	// settings each asks for; see applySettings.
@@ -157,9 +158,9 @@ func newPersistentMemStore(maxSessions int, sweepInterval time.Duration, logger 
 	}
 	s.setMaxSessions(maxSessions)
 	s.setLogger(logger)
-	s.setPersist(path, persistInterval)
+	s.storePersist(path, persistInterval)
 	if path != "" {
-		s.loadPersisted(path)
+		s.loadPersisted(path) // and opens its journal
 	}
 	go s.sweepLoop(sweepInterval)
 	go s.persistLoop()
@@ -207,7 +208,11 @@ func (s *memStore) Load(_ context.Context, key string, ttl time.Duration) (sessi
 	}
 	// Found again: the session leaves probation. Set atomically under the
 	// read lock, once; the queue's item goes stale and is skipped later.
-	e.markSeen()
+	// Journaled under the read lock: any change to the key waits for the
+	// write lock, so the records of a key stay in order.
+	if e.markSeen() {
+		s.journalKey(opSeen, key)
+	}
 	_, interval := e.lifetime(ttl)
 	due := now-e.renewed >= int64(interval)
 	entry := sessionstore.Entry{Data: sh.data(i), Meta: sh.meta(i)}
@@ -234,6 +239,7 @@ func (s *memStore) Load(_ context.Context, key string, ttl time.Duration) (sessi
 	}
 	e.renew(now, t)
 	sh.fix(e.pos)
+	s.journalRenew(key, e)
 	s.version.Add(1)
 	entry.Renewed = true
 	return entry, nil
@@ -340,11 +346,13 @@ func (s *memStore) Patch(_ context.Context, key string, patches []string, opts s
 		e := &sh.slots[i]
 		e.written(now, opts)
 		sh.fix(e.pos)
+		s.journalPut(sh, i)
 		sh.maybeCompact()
 	default:
 		e := memEntry{probSeq: s.nextProbSeq()} // new: on probation
 		e.written(now, opts)
 		slot := sh.insert(h, key, scope, data, e)
+		s.journalPut(sh, slot)
 		s.count.Add(1)
 		inserted = probItem{slot: slot, seq: e.probSeq}
 	}
@@ -371,10 +379,14 @@ func (s *memStore) Delete(_ context.Context, key string) error {
 }
 
 // drop removes slot i of sh, keeping the count of sessions, which grace
-// records are not.
+// records are not, and journals the removal of a session (a delete, an
+// expiry or an eviction alike).
 func (s *memStore) drop(sh *memShard, i uint32) {
 	if !sh.slots[i].moved {
 		s.count.Add(-1)
+		if s.jnl.Load() != nil {
+			s.journalKey(opDel, string(sh.key(i)))
+		}
 	}
 	sh.remove(i)
 }
@@ -431,7 +443,12 @@ func (s *memStore) Rename(_ context.Context, oldKey, newKey string, opts session
 	if e.seen == 0 {
 		e.probSeq = s.nextProbSeq()
 	}
-	to.insert(toHash, newKey, scope, data, e)
+	// The new key's record before the old key's deletion: a crash between
+	// them leaves both, never neither.
+	s.journalPut(to, to.insert(toHash, newKey, scope, data, e))
+	if oldKey != newKey {
+		s.journalKey(opDel, oldKey)
+	}
 	if grace {
 		record := memEntry{moved: true, renewed: now}
 		record.renew(now, opts.Grace)
@@ -657,7 +674,9 @@ func (s *memStore) Destruct() error {
 	<-s.sweepDone
 	<-s.persistDone
 	s.evictionLog.stop()
-	if err := s.save(); err != nil {
+	err := s.save()
+	s.closeJournal() // after the save, which rotated it
+	if err != nil {
 		s.logger.Load().Error("saving the memory session store at shutdown failed", zap.Error(err))
 		return err
 	}

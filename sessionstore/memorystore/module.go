@@ -86,6 +86,11 @@ func (m *MemoryStore) Provision(ctx caddy.Context) error {
 		m.PersistInterval = caddy.Duration(defaultPersistInterval)
 	}
 	m.Persist = caddy.NewReplacer().ReplaceAll(m.Persist, "")
+	if m.Persist != "" {
+		if err := checkPersistPath(m.Persist); err != nil {
+			return fmt.Errorf("memory store %q: %w", m.Name, err)
+		}
+	}
 	m.poolKey = "memory/" + m.Name
 	logger := ctx.Logger()
 	val, _, err := memoryStores.LoadOrNew(m.poolKey, func() (caddy.Destructor, error) {
