@@ -6,7 +6,16 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/dustin/go-humanize"
+
+	"github.com/caddy-session/caddy-session/internal/caddyopt"
 )
+
+// caddyfileOptions are the options of `store redis { ... }`.
+var caddyfileOptions = []string{
+	"address", "username", "password", "master_name", "pool_size", "cache_size",
+	"dial_timeout", "read_timeout", "write_timeout", "tls_ca", "tls_insecure_skip_verify", "on_error",
+}
 
 // UnmarshalCaddyfile sets up the store from Caddyfile tokens. Syntax:
 //
@@ -16,11 +25,12 @@ import (
 //		password <password>            # e.g. {env.REDIS_PASSWORD}
 //		master_name <name>             # Sentinel: address lists the Sentinels
 //		pool_size <n>
+//		cache_size <bytes>             # e.g. 64MiB; default 32MiB
 //		dial_timeout <duration>
 //		read_timeout <duration>
 //		write_timeout <duration>
 //		tls_ca <file>
-//		tls_insecure_skip_verify
+//		tls_insecure_skip_verify [true|false]
 //		on_error open|closed
 //	}
 //
@@ -30,88 +40,82 @@ func (s *RedisStore) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	if d.NextArg() {
 		return d.Errf("store redis: unexpected argument %q; options go in a block", d.Val())
 	}
-	seen := map[string]bool{}
+	opts := caddyopt.NewReader(d, "store redis", caddyfileOptions...)
 	for d.NextBlock(0) {
-		opt := d.Val()
-		if seen[opt] {
-			return d.Errf("store redis: option %s given twice", opt)
+		opt, err := opts.Start()
+		if err != nil {
+			return err
 		}
-		seen[opt] = true
-		value := func() (string, error) {
-			if !d.NextArg() {
-				return "", d.Errf("store redis: %s needs a value", opt)
-			}
-			return d.Val(), nil
-		}
-		var err error
 		switch opt {
 		case "address":
-			s.Address = d.RemainingArgs()
-			if len(s.Address) == 0 {
-				return d.Errf("store redis: address needs at least one URL")
+			if s.Address, err = opts.Values(); err != nil {
+				return err
 			}
 			for _, a := range s.Address {
 				if strings.Contains(a, "{") {
 					continue // a placeholder: checked once replaced, at provision
 				}
 				if _, perr := parseAddress(a); perr != nil {
-					return d.Errf("store redis: address %q: %v", redact(a), perr)
+					return opts.Errf("%q: %v", redact(a), perr)
 				}
 			}
 		case "username":
-			s.Username, err = value()
+			s.Username, err = opts.Value()
 		case "password":
-			s.Password, err = value()
+			s.Password, err = opts.Value()
 		case "master_name":
-			s.MasterName, err = value()
+			s.MasterName, err = opts.Value()
 		case "tls_ca":
-			s.TLSCA, err = value()
+			s.TLSCA, err = opts.Value()
 		case "pool_size":
+			s.PoolSize, err = opts.PositiveInt()
+		case "cache_size":
 			var v string
-			if v, err = value(); err == nil {
-				n, perr := strconv.Atoi(v)
+			if v, err = opts.Value(); err == nil {
+				n, perr := parseSize(v)
 				if perr != nil || n < 1 {
-					return d.Errf("store redis: pool_size must be a positive integer, got %q", v)
+					return opts.Errf("must be a positive size in bytes, such as 33554432, 64MiB or 1GB; got %q", v)
 				}
-				s.PoolSize = n
+				s.CacheSize = n
 			}
 		case "dial_timeout", "read_timeout", "write_timeout":
-			var v string
-			if v, err = value(); err == nil {
-				dur, perr := caddy.ParseDuration(v)
-				if perr != nil || dur <= 0 {
-					return d.Errf("store redis: %s must be a positive duration such as 500ms, got %q", opt, v)
-				}
-				switch opt {
-				case "dial_timeout":
-					s.DialTimeout = caddy.Duration(dur)
-				case "read_timeout":
-					s.ReadTimeout = caddy.Duration(dur)
-				default:
-					s.WriteTimeout = caddy.Duration(dur)
-				}
+			dur, derr := opts.Duration(1)
+			if derr != nil {
+				return derr
+			}
+			switch opt {
+			case "dial_timeout":
+				s.DialTimeout = caddy.Duration(dur)
+			case "read_timeout":
+				s.ReadTimeout = caddy.Duration(dur)
+			default:
+				s.WriteTimeout = caddy.Duration(dur)
 			}
 		case "tls_insecure_skip_verify":
-			s.TLSInsecureSkipVerify = true
+			s.TLSInsecureSkipVerify, err = opts.Flag(false)
 		case "on_error":
-			var v string
-			if v, err = value(); err == nil {
-				if v != "open" && v != "closed" {
-					return d.Errf("store redis: on_error must be open or closed, got %q", v)
-				}
-				s.OnError = v
-			}
-		default:
-			return d.Errf("store redis: unknown option %q", opt)
+			s.OnError, err = opts.OneOf("open", "closed")
 		}
 		if err != nil {
 			return err
 		}
-		if d.NextArg() {
-			return d.Errf("store redis: %s: unexpected extra argument %q", opt, d.Val())
+		if err := opts.End(); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// parseSize reads a byte count, plain or with a unit (KB, KiB, MB, MiB...).
+func parseSize(v string) (int, error) {
+	if n, err := strconv.Atoi(v); err == nil {
+		return n, nil
+	}
+	n, err := humanize.ParseBytes(v)
+	if err != nil || n > 1<<40 {
+		return 0, err
+	}
+	return int(n), nil
 }
 
 // Interface guard

@@ -19,8 +19,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/redis/go-redis/v9"
-	"github.com/redis/go-redis/v9/maintnotifications"
+	"github.com/redis/rueidis"
 	"go.uber.org/zap"
 
 	"github.com/caddy-session/caddy-session/sessionstore"
@@ -30,17 +29,8 @@ func init() {
 	caddy.RegisterModule(RedisStore{})
 }
 
-// go-redis writes its own notes (a failed dial, a dropped connection) to
-// stderr through a logger that is process-wide: v9 has no logger per
-// client. It is left as it is, not routed into Caddy's log, so that
-// importing this package changes nothing for other users of go-redis in
-// the process. Little is lost: the notes are few (after as many failed
-// dials as the pool has connections, a pool stops dialing and retries in
-// the background, once a second, silently), and every failure that
-// matters reaches the handler as an error, which it logs, throttled.
-
 // clients holds the Redis clients by their connection settings, so a config
-// reload reuses the connections instead of dialing anew.
+// reload reuses the connections (and the cache) instead of dialing anew.
 var clients = caddy.NewUsagePool()
 
 // Defaults for a gateway in front of every request: a slow Redis must not
@@ -49,6 +39,10 @@ const (
 	defaultDialTimeout  = time.Second
 	defaultReadTimeout  = time.Second
 	defaultWriteTimeout = time.Second
+	// DefaultCacheSize is the default cache_size: the bytes of session
+	// data (and their keys) kept in the client-side cache per connection
+	// to a Redis node.
+	DefaultCacheSize = 32 << 20
 )
 
 // RedisStore keeps sessions in Redis: one server, a Sentinel-managed
@@ -57,10 +51,16 @@ const (
 // outlive Caddy restarts.
 //
 // The layout is sanic_session's: key = prefix + ID, value = the session
-// data as JSON text, TTL = the session's expiry. A permanent session (expiry
-// 0) has no TTL; a small marker key beside it, `{<key>}:renewed`, with a
-// TTL of a tenth of the cookie's lifetime, records when its cookie was last
-// renewed.
+// data as JSON text, TTL = the session's expiry; the key holds nothing
+// else. Beside it, only when needed: a hash `{<key>}:meta` with the
+// session's TTL, holding `created` (unix ms), `expiry` (its own, in ms; -1
+// for permanent) and `scope` (the site it belongs to), so a session
+// written with a scope has one; for a permanent session (expiry 0, no TTL)
+// a marker `{<key>}:renewed`, with a TTL of a tenth of the cookie's
+// lifetime, recording when its cookie was last renewed; and after a
+// regenerate with a grace, `{<oldkey>}:moved`, holding the new key, with
+// the grace as its TTL (the old key itself is gone, so a sanic_session
+// app reading it sees no session).
 type RedisStore struct {
 	// Address lists the Redis servers as URLs, `redis://[user:password@]host:port[/db]`,
 	// `rediss://...` for TLS, or `unix:///path/to/redis.sock[?db=N]` for a
@@ -83,9 +83,19 @@ type RedisStore struct {
 	// Address watch. Set, it makes Address a list of Sentinels.
 	MasterName string `json:"master_name,omitempty"`
 
-	// PoolSize is the most connections per Redis node.
-	// Default: 10 per CPU (go-redis's default).
+	// PoolSize is the size of the pool of dedicated connections per Redis
+	// node, used only by a rename across Redis Cluster slots (every other
+	// command is pipelined on one shared connection per node).
+	// Default: 1000 (rueidis's).
 	PoolSize int `json:"pool_size,omitempty"`
+
+	// CacheSize bounds the client-side cache of session reads, in bytes
+	// per connection to a Redis node (one per node, so a single server
+	// has one cache of this size). Redis keeps the cache true: it tells
+	// every instance that read a key when the key changes, expires or is
+	// deleted (RESP3 client tracking, Redis 6 or later); a Redis that
+	// cannot track gets uncached reads. Default: 32 MiB.
+	CacheSize int `json:"cache_size,omitempty"`
 
 	// DialTimeout bounds connecting to Redis. Default: 1s.
 	DialTimeout caddy.Duration `json:"dial_timeout,omitempty"`
@@ -111,7 +121,7 @@ type RedisStore struct {
 	// Unavailable. Default: `open`.
 	OnError string `json:"on_error,omitempty"`
 
-	client  redis.UniversalClient
+	pc      *pooledClient
 	cluster bool
 	poolKey string
 	logger  *zap.Logger
@@ -152,29 +162,22 @@ func (s *RedisStore) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	s.cluster = len(opts.Addrs) > 1 && opts.MasterName == ""
+	s.cluster = len(opts.InitAddress) > 1 && opts.Sentinel.MasterSet == ""
 	s.poolKey, err = settingsKey(opts, s)
 	if err != nil {
 		return err
 	}
 	val, _, err := clients.LoadOrNew(s.poolKey, func() (caddy.Destructor, error) {
-		return &pooledClient{redis.NewUniversalClient(opts)}, nil
+		return newPooledClient(opts, s.logger.Named("redis"), redactedAddresses(s.Address)), nil
 	})
 	if err != nil {
 		return fmt.Errorf("redis store: %w", err)
 	}
-	s.client = val.(*pooledClient).UniversalClient
-
-	// Say early when Redis cannot be reached, without holding up the
-	// config load.
-	go func(client redis.UniversalClient, logger *zap.Logger, timeout time.Duration) {
-		pingCtx, cancel := context.WithTimeout(context.Background(), timeout)
-		defer cancel()
-		if err := client.Ping(pingCtx).Err(); err != nil {
-			logger.Warn("redis session store: Redis cannot be reached yet; requests are served as on_error says until it can",
-				zap.Strings("address", redactedAddresses(s.Address)), zap.String("on_error", s.OnError), zap.Error(err))
-		}
-	}(s.client, s.logger, 2*time.Duration(opts.DialTimeout+opts.ReadTimeout))
+	s.pc = val.(*pooledClient)
+	if err := s.pc.register(ctx.GetMetricsRegistry(), s.poolKey[len("redis/"):][:12]); err != nil {
+		_, _ = clients.Delete(s.poolKey)
+		return fmt.Errorf("redis store: %w", err)
+	}
 	return nil
 }
 
@@ -187,6 +190,9 @@ func (s *RedisStore) Validate() error {
 	}
 	if s.PoolSize < 0 {
 		return fmt.Errorf("redis store: pool_size: must not be negative, got %d", s.PoolSize)
+	}
+	if s.CacheSize < 0 {
+		return fmt.Errorf("redis store: cache_size: must not be negative, got %d", s.CacheSize)
 	}
 	for name, d := range map[string]caddy.Duration{"dial_timeout": s.DialTimeout, "read_timeout": s.ReadTimeout, "write_timeout": s.WriteTimeout} {
 		if d < 0 {
@@ -203,7 +209,7 @@ func (s *RedisStore) Validate() error {
 
 // Cleanup releases this config's use of the client; the last user closes it.
 func (s *RedisStore) Cleanup() error {
-	if s.client == nil {
+	if s.pc == nil {
 		return nil
 	}
 	_, err := clients.Delete(s.poolKey)
@@ -213,14 +219,9 @@ func (s *RedisStore) Cleanup() error {
 // FailClosed reports whether a store failure should refuse the request.
 func (s *RedisStore) FailClosed() bool { return s.OnError == "closed" }
 
-// pooledClient makes a client a caddy.Destructor for the usage pool.
-type pooledClient struct{ redis.UniversalClient }
-
-func (c *pooledClient) Destruct() error { return c.Close() }
-
 // address is one parsed entry of Address.
 type address struct {
-	hostPort           string
+	hostPort           string // or a unix socket's path
 	db                 int
 	username, password string
 	tls                bool
@@ -242,52 +243,68 @@ func parseAddress(a string) (address, error) {
 	if u.Scheme != "redis" && u.Scheme != "rediss" && u.Scheme != "unix" {
 		return address{}, fmt.Errorf("scheme must be redis, rediss or unix, got %q", u.Scheme)
 	}
-	o, err := redis.ParseURL(a)
+	if u.Scheme != "unix" {
+		if _, port, err := net.SplitHostPort(u.Host); err != nil || port == "" {
+			return address{}, errors.New("want host:port after the scheme")
+		}
+	} else if u.Path == "" {
+		return address{}, errors.New("want unix:///path/to/redis.sock")
+	}
+	o, err := rueidis.ParseURL(a)
 	if err != nil {
 		return address{}, errors.New(strings.ReplaceAll(err.Error(), a, redact(a)))
 	}
-	// A unix socket's Addr is its path, which go-redis dials as such.
-	return address{hostPort: o.Addr, db: o.DB, username: o.Username, password: o.Password, tls: o.TLSConfig != nil, unix: u.Scheme == "unix"}, nil
+	return address{hostPort: o.InitAddress[0], db: o.SelectDB, username: o.Username, password: o.Password, tls: o.TLSConfig != nil, unix: u.Scheme == "unix"}, nil
 }
 
-// clientOptions turns the settings into go-redis options. Database,
+// clientOptions turns the settings into rueidis options. Database,
 // credentials and TLS come from the first address; the explicit username
 // and password override them.
-func (s *RedisStore) clientOptions() (*redis.UniversalOptions, error) {
+func (s *RedisStore) clientOptions() (rueidis.ClientOption, error) {
 	var first address
 	addrs := make([]string, 0, len(s.Address))
 	for i, a := range s.Address {
 		pa, err := parseAddress(a)
 		if err != nil {
-			return nil, fmt.Errorf("redis store: address %q: %w", redact(a), err)
+			return rueidis.ClientOption{}, fmt.Errorf("redis store: address %q: %w", redact(a), err)
 		}
 		if i == 0 {
 			first = pa
 		} else if pa.tls != first.tls {
-			return nil, fmt.Errorf("redis store: address %q: mixes redis:// and rediss://", redact(a))
+			return rueidis.ClientOption{}, fmt.Errorf("redis store: address %q: mixes redis:// and rediss://", redact(a))
 		}
 		if pa.unix && len(s.Address) > 1 {
-			return nil, fmt.Errorf("redis store: address %q: a unix socket is one server; it cannot be one of several addresses", redact(a))
+			return rueidis.ClientOption{}, fmt.Errorf("redis store: address %q: a unix socket is one server; it cannot be one of several addresses", redact(a))
 		}
 		addrs = append(addrs, pa.hostPort)
 	}
 	if len(addrs) > 1 && s.MasterName == "" && first.db != 0 {
-		return nil, fmt.Errorf("redis store: address: Redis Cluster has only database 0, got %d", first.db)
+		return rueidis.ClientOption{}, fmt.Errorf("redis store: address: Redis Cluster has only database 0, got %d", first.db)
 	}
-	opts := &redis.UniversalOptions{
-		Addrs:           addrs,
-		DB:              first.db,
-		Username:        first.username,
-		Password:        first.password,
-		MasterName:      s.MasterName,
-		PoolSize:        s.PoolSize,
-		DialTimeout:     durationOr(s.DialTimeout, defaultDialTimeout),
-		ReadTimeout:     durationOr(s.ReadTimeout, defaultReadTimeout),
-		WriteTimeout:    durationOr(s.WriteTimeout, defaultWriteTimeout),
-		DisableIdentity: true,
-		MaintNotificationsConfig: &maintnotifications.Config{
-			Mode: maintnotifications.ModeDisabled,
-		},
+	dial := durationOr(s.DialTimeout, defaultDialTimeout)
+	opts := rueidis.ClientOption{
+		InitAddress:       addrs,
+		SelectDB:          first.db,
+		Username:          first.username,
+		Password:          first.password,
+		Dialer:            net.Dialer{Timeout: dial, KeepAlive: time.Minute},
+		ConnWriteTimeout:  max(durationOr(s.ReadTimeout, defaultReadTimeout), durationOr(s.WriteTimeout, defaultWriteTimeout)),
+		BlockingPoolSize:  s.PoolSize,
+		CacheSizeEachConn: s.CacheSize,
+		DisableRetry:      true, // a failure is the failure detector's to judge, at once
+		ForceSingleClient: len(addrs) == 1 && s.MasterName == "",
+	}
+	if opts.CacheSizeEachConn == 0 {
+		opts.CacheSizeEachConn = DefaultCacheSize
+	}
+	if s.MasterName != "" {
+		opts.Sentinel = rueidis.SentinelOption{MasterSet: s.MasterName, Dialer: opts.Dialer}
+		opts.ForceSingleClient = false
+	}
+	if first.unix {
+		opts.DialCtxFn = func(ctx context.Context, path string, d *net.Dialer, _ *tls.Config) (net.Conn, error) {
+			return d.DialContext(ctx, "unix", path)
+		}
 	}
 	if s.Username != "" {
 		opts.Username = s.Username
@@ -300,33 +317,39 @@ func (s *RedisStore) clientOptions() (*redis.UniversalOptions, error) {
 		if s.TLSCA != "" {
 			pem, err := os.ReadFile(s.TLSCA)
 			if err != nil {
-				return nil, fmt.Errorf("redis store: tls_ca: %w", err)
+				return rueidis.ClientOption{}, fmt.Errorf("redis store: tls_ca: %w", err)
 			}
 			pool := x509.NewCertPool()
 			if !pool.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("redis store: tls_ca: no PEM certificate in %s", s.TLSCA)
+				return rueidis.ClientOption{}, fmt.Errorf("redis store: tls_ca: no PEM certificate in %s", s.TLSCA)
 			}
 			tlsConfig.RootCAs = pool
 		}
+		if host, _, err := net.SplitHostPort(addrs[0]); err == nil && !s.TLSInsecureSkipVerify {
+			tlsConfig.ServerName = host
+		}
 		opts.TLSConfig = tlsConfig
+		if s.MasterName != "" {
+			opts.Sentinel.TLSConfig = tlsConfig
+		}
 	}
 	return opts, nil
 }
 
 // settingsKey identifies a client by everything that shapes its
 // connections; configs with the same key share one client.
-func settingsKey(opts *redis.UniversalOptions, s *RedisStore) (string, error) {
+func settingsKey(opts rueidis.ClientOption, s *RedisStore) (string, error) {
 	b, err := json.Marshal(struct {
 		Addrs                          []string
 		DB                             int
 		Username, Password, MasterName string
-		PoolSize                       int
+		PoolSize, CacheSize            int
 		Dial, Read, Write              time.Duration
 		TLS                            bool
 		TLSCA                          string
 		Insecure                       bool
-	}{opts.Addrs, opts.DB, opts.Username, opts.Password, opts.MasterName, opts.PoolSize,
-		opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout, opts.TLSConfig != nil, s.TLSCA, s.TLSInsecureSkipVerify})
+	}{opts.InitAddress, opts.SelectDB, opts.Username, opts.Password, s.MasterName, s.PoolSize, opts.CacheSizeEachConn,
+		opts.Dialer.Timeout, time.Duration(s.ReadTimeout), time.Duration(s.WriteTimeout), opts.TLSConfig != nil, s.TLSCA, s.TLSInsecureSkipVerify})
 	if err != nil {
 		return "", err
 	}
@@ -376,4 +399,5 @@ var (
 	_ caddy.Validator        = (*RedisStore)(nil)
 	_ caddy.CleanerUpper     = (*RedisStore)(nil)
 	_ caddy.Destructor       = (*pooledClient)(nil)
+	_ rueidis.SimpleCache    = (*lru)(nil)
 )

@@ -31,6 +31,11 @@ func provision(t *testing.T, s *RedisStore) *RedisStore {
 
 var bg = context.Background()
 
+// waitInvalidated gives Redis's invalidation of a change made by another
+// client (a test's own) the time to reach the store's client-side cache:
+// it travels on its own, after the change, on the store's connection.
+func waitInvalidated() { time.Sleep(50 * time.Millisecond) }
+
 func TestLoadRenewsTTLOnlyWhenDue(t *testing.T) {
 	srv := redistest.Start(t)
 	rc := srv.Client()
@@ -53,6 +58,7 @@ func TestLoadRenewsTTLOnlyWhenDue(t *testing.T) {
 	// More than the renewal interval since: the TTL slides back to the
 	// full expiry.
 	rc.PExpire(bg, "session:r", 8*time.Second)
+	waitInvalidated()
 	_, renewed, err = unpackLoad(s.Load(bg, "session:r", 10*time.Second))
 	if err != nil || !renewed {
 		t.Fatalf("Load when due: renewed %v, %v", renewed, err)
@@ -63,6 +69,7 @@ func TestLoadRenewsTTLOnlyWhenDue(t *testing.T) {
 
 	// A key without a TTL (written by hand) gets one.
 	rc.Persist(bg, "session:r")
+	waitInvalidated()
 	if _, renewed, _ = unpackLoad(s.Load(bg, "session:r", 10*time.Second)); !renewed || rc.PTTL(bg, "session:r").Val() < 0 {
 		t.Errorf("a key without TTL: renewed %v, PTTL %v", renewed, rc.PTTL(bg, "session:r").Val())
 	}
@@ -96,6 +103,7 @@ func TestPermanentSessionsHaveNoTTL(t *testing.T) {
 	// A key with a TTL under a permanent config is made permanent.
 	rc.Expire(bg, "session:p", time.Hour)
 	rc.Del(bg, "{session:p}:renewed")
+	waitInvalidated()
 	if _, _, err := unpackLoad(s.Load(bg, "session:p", 0)); err != nil {
 		t.Fatal(err)
 	}
@@ -171,7 +179,7 @@ func TestConcurrentPatchesFromTwoClientsLoseNothing(t *testing.T) {
 	// instances would have.
 	a := provision(t, &RedisStore{Address: []string{srv.URL()}})
 	b := provision(t, &RedisStore{Address: []string{srv.Addr()}, PoolSize: 4})
-	if a.client == b.client {
+	if a.pc == b.pc {
 		t.Fatal("want two clients")
 	}
 	if _, err := a.Patch(bg, "session:c", []string{`{"start":true}`}, sessionstore.PatchOptions{TTL: time.Hour, Create: true}); err != nil {
@@ -208,7 +216,7 @@ func TestReloadSharesClient(t *testing.T) {
 	srv := redistest.Start(t)
 	a := provision(t, &RedisStore{Address: []string{srv.URL()}})
 	b := provision(t, &RedisStore{Address: []string{srv.URL()}})
-	if a.client != b.client {
+	if a.pc != b.pc {
 		t.Error("two configs with the same settings got two clients")
 	}
 	if err := a.Cleanup(); err != nil {
@@ -274,11 +282,11 @@ func TestCluster(t *testing.T) {
 		t.Errorf("keys fell in %d of 3 slot ranges", len(slotsSeen))
 	}
 	// Rename across slots, and a permanent session's marker beside it.
-	if err := s.Rename(bg, "session:"+strings.Repeat("1", 32), "session:"+strings.Repeat("2", 32), time.Hour); !errors.Is(err, sessionstore.ErrNotFound) {
+	if err := s.Rename(bg, "session:"+strings.Repeat("1", 32), "session:"+strings.Repeat("2", 32), sessionstore.RenameOptions{TTL: time.Hour}); !errors.Is(err, sessionstore.ErrNotFound) {
 		t.Errorf("Rename of a missing key in a cluster: %v", err)
 	}
 	from, to := fmt.Sprintf("session:%032x", 0), "session:"+strings.Repeat("f", 32)
-	if err := s.Rename(bg, from, to, time.Hour); err != nil {
+	if err := s.Rename(bg, from, to, sessionstore.RenameOptions{TTL: time.Hour}); err != nil {
 		t.Fatal(err)
 	}
 	if cc.Exists(bg, from).Val() != 0 || cc.Get(bg, to).Val() != `{"i":0}` || cc.TTL(bg, to).Val() < 59*time.Minute {
@@ -317,6 +325,7 @@ func TestCaddyfile(t *testing.T) {
 			password {env.REDIS_PASSWORD}
 			master_name mymaster
 			pool_size 20
+			cache_size 64MiB
 			dial_timeout 500ms
 			read_timeout 2s
 			write_timeout 1s
@@ -325,13 +334,15 @@ func TestCaddyfile(t *testing.T) {
 			on_error closed
 		}`, want: RedisStore{
 			Address: []string{"redis://10.0.0.1:6379/2", "rediss://10.0.0.2:6380"}, Username: "u", Password: "{env.REDIS_PASSWORD}",
-			MasterName: "mymaster", PoolSize: 20, DialTimeout: caddy.Duration(500 * time.Millisecond), ReadTimeout: caddy.Duration(2 * time.Second),
+			MasterName: "mymaster", PoolSize: 20, CacheSize: 64 << 20, DialTimeout: caddy.Duration(500 * time.Millisecond), ReadTimeout: caddy.Duration(2 * time.Second),
 			WriteTimeout: caddy.Duration(time.Second), TLSCA: "/etc/ca.pem", TLSInsecureSkipVerify: true, OnError: "closed",
 		}},
 		{input: "redis {\n address http://x:1\n}", err: "address"},
 		{input: "redis {\n address localhost\n}", err: "address"},
 		{input: "redis {\n address\n}", err: "address"},
-		{input: "redis {\n pool_size 0\n}", err: "pool_size"},
+		{input: "redis {\n pool_size 0\n}", err: "store redis: pool_size: "},
+		{input: "redis {\n cache_size lots\n}", err: "store redis: cache_size: "},
+		{input: "redis {\n cache_size 0\n}", err: "store redis: cache_size: "},
 		{input: "redis {\n read_timeout soon\n}", err: "read_timeout"},
 		{input: "redis {\n on_error maybe\n}", err: "on_error"},
 		{input: "redis {\n bogus\n}", err: "bogus"},
@@ -430,7 +441,7 @@ func TestMetaKeptBesideOnlyWhenAsked(t *testing.T) {
 		t.Errorf("a later patch gave the handler's TTL, not the session's own: %v", ttl)
 	}
 	// Regenerate moves the metadata; delete removes it.
-	if err := s.Rename(bg, "session:m", "session:m2", time.Hour); err != nil {
+	if err := s.Rename(bg, "session:m", "session:m2", sessionstore.RenameOptions{TTL: time.Hour}); err != nil {
 		t.Fatal(err)
 	}
 	if rc.Exists(bg, "{session:m}:meta").Val() != 0 || rc.HGet(bg, "{session:m2}:meta", "expiry").Val() != "7200000" {
@@ -470,5 +481,83 @@ func TestUnixSocketAddress(t *testing.T) {
 	bad := &RedisStore{Address: []string{"unix://" + sock, "redis://127.0.0.1:1"}}
 	if err := bad.Provision(ctx); err == nil || !strings.Contains(err.Error(), "unix socket") {
 		t.Errorf("a unix socket among several addresses: %v", err)
+	}
+}
+
+func TestGraceAndScopeLayout(t *testing.T) {
+	srv := redistest.Start(t)
+	rc := srv.Client()
+	s := provision(t, &RedisStore{Address: []string{srv.URL()}})
+
+	// A scope lives in the metadata hash, with the session's TTL.
+	if _, err := s.Patch(bg, "session:old", []string{`{"a":1}`}, sessionstore.PatchOptions{TTL: time.Hour, Create: true, Scope: "example.com:443"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := rc.HGet(bg, "{session:old}:meta", "scope").Val(); got != "example.com:443" {
+		t.Errorf("scope field %q", got)
+	}
+	if ttl := rc.TTL(bg, "{session:old}:meta").Val(); ttl < 59*time.Minute || ttl > time.Hour {
+		t.Errorf("meta TTL %v, want the session's hour", ttl)
+	}
+	if _, err := s.Patch(bg, "session:x", []string{`{"a":1}`}, sessionstore.PatchOptions{TTL: time.Hour, Create: true, Scope: strings.Repeat("x", sessionstore.MaxScopeLength+1)}); err == nil {
+		t.Error("a scope over MaxScopeLength was accepted")
+	}
+
+	// A regenerate with a grace: the old key holds nothing (a sanic_session
+	// app reading it sees no session); the moved record beside it names the
+	// new key and lasts the grace.
+	if err := s.Rename(bg, "session:old", "session:new", sessionstore.RenameOptions{TTL: time.Hour, Grace: 10 * time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	if n := rc.Exists(bg, "session:old", "{session:old}:meta").Val(); n != 0 {
+		t.Errorf("the old key or its metadata is still there (%d)", n)
+	}
+	if got := rc.Get(bg, "{session:old}:moved").Val(); got != "session:new" {
+		t.Errorf("moved record %q, want session:new", got)
+	}
+	if ttl := rc.PTTL(bg, "{session:old}:moved").Val(); ttl <= 9*time.Second || ttl > 10*time.Second {
+		t.Errorf("moved record TTL %v, want the 10s grace", ttl)
+	}
+	if e, err := s.Load(bg, "session:new", time.Hour); err != nil || e.Meta.Scope != "example.com:443" {
+		t.Errorf("Load(new) = %+v, %v", e, err)
+	}
+	var moved *sessionstore.MovedError
+	if _, err := s.Patch(bg, "session:old", []string{`{"b":1}`}, sessionstore.PatchOptions{TTL: time.Hour, Create: true}); !errors.As(err, &moved) || moved.To != "session:new" {
+		t.Errorf("Patch(old) = %v, want moved to session:new", err)
+	}
+	if rc.Exists(bg, "session:old").Val() != 0 {
+		t.Error("a Patch of a moved key wrote it")
+	}
+	if err := s.Delete(bg, "session:old"); err != nil {
+		t.Fatal(err)
+	}
+	if rc.Exists(bg, "{session:old}:moved").Val() != 0 {
+		t.Error("Delete left the moved record")
+	}
+}
+
+func TestClusterRenameGrace(t *testing.T) {
+	cluster := redistest.StartCluster(t, 3)
+	cc := cluster.Client(t)
+	s := provision(t, &RedisStore{Address: cluster.Addrs()})
+	from, to := fmt.Sprintf("session:%032x", 1), "session:"+strings.Repeat("e", 32)
+	if cc.ClusterKeySlot(bg, from).Val() == cc.ClusterKeySlot(bg, to).Val() {
+		t.Fatal("want keys on two slots")
+	}
+	if _, err := s.Patch(bg, from, []string{`{"a":1}`}, sessionstore.PatchOptions{TTL: time.Hour, Create: true, Scope: "s"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Rename(bg, from, to, sessionstore.RenameOptions{TTL: time.Hour, Grace: 10 * time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	var moved *sessionstore.MovedError
+	if _, err := s.Load(bg, from, time.Hour); !errors.As(err, &moved) || moved.To != to {
+		t.Errorf("Load(old) in a cluster = %v, want moved to %s", err, to)
+	}
+	if e, err := s.Load(bg, to, time.Hour); err != nil || e.Data != `{"a":1}` || e.Meta.Scope != "s" {
+		t.Errorf("Load(new) in a cluster = %+v, %v", e, err)
+	}
+	if cc.Exists(bg, from).Val() != 0 || cc.PTTL(bg, "{"+from+"}:moved").Val() <= 9*time.Second {
+		t.Error("the old key is left, or the moved record lacks its grace")
 	}
 }
