@@ -208,11 +208,49 @@ func checkInvariants(t *testing.T, s *memStore) {
 			t.Errorf("shard %d: entries use %d arena bytes and %d are garbage, but it holds %d",
 				i, used, sh.garbage, len(sh.arena))
 		}
+		checkProbation(t, i, sh)
 		total += len(sh.heap)
 		sh.mu.RUnlock()
 	}
 	if total-graceRecords != s.Len() {
 		t.Errorf("shards hold %d entries, %d of them grace records; Len() = %d", total, graceRecords, s.Len())
+	}
+}
+
+// checkProbation verifies a shard's probation queue: each session neither
+// seen nor a grace record is in it exactly once, validly (its slot and
+// sequence number), and nothing else is valid in it; its valid items are
+// in the order they were queued; and its stale items are bounded.
+func checkProbation(t *testing.T, i int, sh *memShard) {
+	t.Helper()
+	if sh.probHead > len(sh.probation) {
+		t.Errorf("shard %d: probation head %d past its %d items", i, sh.probHead, len(sh.probation))
+		return
+	}
+	queued := map[uint32]bool{}
+	var last probItem
+	for _, it := range sh.probation[sh.probHead:] {
+		if !sh.probValid(it) {
+			continue
+		}
+		if queued[it.slot] {
+			t.Errorf("shard %d: slot %d queued twice", i, it.slot)
+		}
+		queued[it.slot] = true
+		if last.seq != 0 && !seqBefore(last.seq, it.seq) {
+			t.Errorf("shard %d: probation item %d queued after %d", i, it.seq, last.seq)
+		}
+		last = it
+	}
+	for _, slot := range sh.heap {
+		e := &sh.slots[slot]
+		if want := !e.moved && !e.isSeen(); want != queued[slot] {
+			t.Errorf("shard %d: slot %d (%q, seen %v, moved %v) queued for probation = %v",
+				i, slot, sh.key(slot), e.isSeen(), e.moved, queued[slot])
+		}
+	}
+	if n := len(sh.probation) - sh.probHead; n > 2*len(sh.heap)+probSlack+1 {
+		t.Errorf("shard %d: %d probation items for %d entries", i, n, len(sh.heap))
 	}
 }
 

@@ -11,7 +11,6 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/caddy-session/caddy-session/internal/throttle"
 	"github.com/caddy-session/caddy-session/sessionstore"
 	"github.com/caddy-session/caddy-session/sessionstore/mergepatch"
 )
@@ -33,17 +32,14 @@ const (
 	// sweepBatch bounds how many entries one lock hold of the sweeper
 	// removes, so a mass expiry never stalls requests of that shard.
 	sweepBatch = 1024
-
-	// evictionLogInterval bounds the eviction log to one line per interval
-	// in a flood.
-	evictionLogInterval = 10 * time.Second
 )
 
 // memStore is the in-process store: independently locked shards, each
-// with an index of its entries and a heap of them ordered by expiry, laid
-// out without pointers (memshard.go). The heap gives the sweeper the
-// expired entries without a scan, and eviction the entry nearest its
-// expiry.
+// with an index of its entries, a heap of them ordered by expiry and a
+// queue of those on probation, laid out without pointers (memshard.go).
+// The heap gives the sweeper the expired entries without a scan; the
+// probation queues give eviction the oldest sessions never seen again, and
+// the heap, when there are none, the entry nearest its expiry.
 type memStore struct {
 	shards [memShardCount]memShard
 	seed   maphash.Seed
@@ -53,14 +49,18 @@ type memStore struct {
 
 	count       atomic.Int64
 	maxSessions atomic.Int64
+	// probSeq numbers the sessions entering probation, store-wide, so
+	// that eviction can tell the oldest across shards.
+	probSeq atomic.Uint32
 
 	logger      atomic.Pointer[zap.Logger]
-	evictionLog *throttle.Throttle
+	evictionLog *evictionLog
 	onRemove    atomic.Pointer[func(key, reason string)]
 
 	// version counts changes, so a save can tell when nothing changed.
 	version atomic.Uint64
 	persist persister
+	jnl     atomic.Pointer[journal] // nil without a persist file
 
 	// users are the MemoryStore modules that share this store, with the
 	// settings each asks for; see applySettings.
@@ -147,20 +147,20 @@ func newPersistentMemStore(maxSessions int, sweepInterval time.Duration, logger 
 	s := &memStore{
 		seed:        maphash.MakeSeed(),
 		hashMask:    math.MaxUint64,
-		evictionLog: throttle.New(evictionLogInterval),
 		now:         func() int64 { return time.Now().UnixNano() },
 		stop:        make(chan struct{}),
 		sweepDone:   make(chan struct{}),
 		persistDone: make(chan struct{}),
 	}
+	s.evictionLog = &evictionLog{every: evictionLogEvery, log: s.logEvictions}
 	for i := range s.shards {
 		s.shards[i] = newMemShard()
 	}
 	s.setMaxSessions(maxSessions)
 	s.setLogger(logger)
-	s.setPersist(path, persistInterval)
+	s.storePersist(path, persistInterval)
 	if path != "" {
-		s.loadPersisted(path)
+		s.loadPersisted(path) // and opens its journal
 	}
 	go s.sweepLoop(sweepInterval)
 	go s.persistLoop()
@@ -206,6 +206,13 @@ func (s *memStore) Load(_ context.Context, key string, ttl time.Duration) (sessi
 		sh.mu.RUnlock()
 		return sessionstore.Entry{}, err
 	}
+	// Found again: the session leaves probation. Set atomically under the
+	// read lock, once; the queue's item goes stale and is skipped later.
+	// Journaled under the read lock: any change to the key waits for the
+	// write lock, so the records of a key stay in order.
+	if e.markSeen() {
+		s.journalKey(opSeen, key)
+	}
 	_, interval := e.lifetime(ttl)
 	due := now-e.renewed >= int64(interval)
 	entry := sessionstore.Entry{Data: sh.data(i), Meta: sh.meta(i)}
@@ -232,6 +239,7 @@ func (s *memStore) Load(_ context.Context, key string, ttl time.Duration) (sessi
 	}
 	e.renew(now, t)
 	sh.fix(e.pos)
+	s.journalRenew(key, e)
 	s.version.Add(1)
 	entry.Renewed = true
 	return entry, nil
@@ -325,7 +333,7 @@ func (s *memStore) Patch(_ context.Context, key string, patches []string, opts s
 		sh.mu.Unlock()
 		return "", err
 	}
-	inserted := false
+	var inserted probItem
 	switch {
 	case data == mergepatch.EmptyData && ok:
 		s.drop(sh, i)
@@ -338,19 +346,21 @@ func (s *memStore) Patch(_ context.Context, key string, patches []string, opts s
 		e := &sh.slots[i]
 		e.written(now, opts)
 		sh.fix(e.pos)
+		s.journalPut(sh, i)
 		sh.maybeCompact()
 	default:
-		var e memEntry
+		e := memEntry{probSeq: s.nextProbSeq()} // new: on probation
 		e.written(now, opts)
-		sh.insert(h, key, scope, data, e)
+		slot := sh.insert(h, key, scope, data, e)
+		s.journalPut(sh, slot)
 		s.count.Add(1)
-		inserted = true
+		inserted = probItem{slot: slot, seq: e.probSeq}
 	}
 	sh.mu.Unlock()
 	s.version.Add(1)
 
-	if inserted {
-		s.enforceCap()
+	if inserted.seq != 0 {
+		s.enforceCap(inserted)
 	}
 	return data, nil
 }
@@ -369,10 +379,14 @@ func (s *memStore) Delete(_ context.Context, key string) error {
 }
 
 // drop removes slot i of sh, keeping the count of sessions, which grace
-// records are not.
+// records are not, and journals the removal of a session (a delete, an
+// expiry or an eviction alike).
 func (s *memStore) drop(sh *memShard, i uint32) {
 	if !sh.slots[i].moved {
 		s.count.Add(-1)
+		if s.jnl.Load() != nil {
+			s.journalKey(opDel, string(sh.key(i)))
+		}
 	}
 	sh.remove(i)
 }
@@ -396,8 +410,11 @@ func (s *memStore) Rename(_ context.Context, oldKey, newKey string, opts session
 	}
 	// The arena first, so that a rename that does not fit loses nothing.
 	moving := len(newKey) + int(from.slots[i].scopeLen) + int(from.slots[i].dataLen)
+	// A rename to the same key renews it; a grace record there would be a
+	// second entry under the key, pointing at itself.
+	grace := opts.Grace > 0 && oldKey != newKey
 	record := 0 // the grace record: the old key, and the new one as its data
-	if opts.Grace > 0 {
+	if grace {
 		record = len(oldKey) + len(newKey)
 	}
 	if from == to {
@@ -420,14 +437,35 @@ func (s *memStore) Rename(_ context.Context, oldKey, newKey string, opts session
 	}
 	ttl, _ := e.lifetime(opts.TTL)
 	e.renew(now, ttl)
-	to.insert(toHash, newKey, scope, data, e)
-	if opts.Grace > 0 {
-		grace := memEntry{moved: true, renewed: now}
-		grace.renew(now, opts.Grace)
-		from.insert(fromHash, oldKey, "", newKey, grace)
+	// A session still on probation stays on it, queued anew in its new
+	// shard: sequence numbers must grow along each shard's queue.
+	e.probSeq = 0
+	if e.seen == 0 {
+		e.probSeq = s.nextProbSeq()
+	}
+	// The new key's record before the old key's deletion: a crash between
+	// them leaves both, never neither.
+	s.journalPut(to, to.insert(toHash, newKey, scope, data, e))
+	if oldKey != newKey {
+		s.journalKey(opDel, oldKey)
+	}
+	if grace {
+		record := memEntry{moved: true, renewed: now}
+		record.renew(now, opts.Grace)
+		from.insert(fromHash, oldKey, "", newKey, record)
 	}
 	s.version.Add(1)
 	return nil
+}
+
+// nextProbSeq returns the next probation sequence number; never 0, which
+// is none.
+func (s *memStore) nextProbSeq() uint32 {
+	for {
+		if n := s.probSeq.Add(1); n != 0 {
+			return n
+		}
+	}
 }
 
 // put stores data under key with its scope and e's times, replacing what
@@ -476,64 +514,113 @@ func (s *memStore) Len() int { return int(s.count.Load()) }
 // enforceCap evicts the entries nearest their expiry while the store holds
 // more than its maximum, so that a flood of new sessions cannot exhaust
 // memory. It runs outside any shard lock.
-func (s *memStore) enforceCap() {
-	evicted := int64(0)
+//
+// The session just created (skip) is not evicted in its place, unless
+// nothing else can be: it has not had the chance to be seen again.
+func (s *memStore) enforceCap(skip probItem) {
+	evicted, seen := int64(0), int64(0)
 	for s.count.Load() > s.maxSessions.Load() {
-		if !s.evictOne() {
+		ok, wasSeen := s.evictOne(skip)
+		if !ok {
 			break
 		}
 		evicted++
+		if wasSeen {
+			seen++
+		}
 	}
 	if evicted > 0 {
-		s.logEviction(evicted)
+		s.evictionLog.note(evicted, seen)
 	}
 }
 
-// evictOne removes the entry nearest its expiry across all shards.
-func (s *memStore) evictOne() bool {
+// evictOne removes one entry, and reports whether it did and whether the
+// entry was a seen session. It takes, across all shards:
+//
+//  1. an expired entry, which is gone anyway;
+//  2. else the oldest session on probation: one not found by a Load since
+//     the request that created it, such as a cookieless visitor's;
+//  3. else the entry nearest its expiry (least recently renewed among
+//     ties), which is the longest idle.
+//
+// So a flood of new sessions that never come back evicts only its own
+// sessions; a returning user's is evicted only when the store holds
+// nothing but seen sessions.
+func (s *memStore) evictOne(skip probItem) (ok, wasSeen bool) {
 	for attempt := 0; attempt < 3; attempt++ {
-		var victim *memShard
-		var key string
+		var topShard, probShard *memShard
+		var topKey string
+		var prob probItem
 		best := int64(math.MaxInt64)
 		bestRenewed := int64(math.MaxInt64)
+		now := s.now()
 		for i := range s.shards {
 			sh := &s.shards[i]
 			sh.mu.RLock()
 			if top, ok := sh.top(); ok {
 				e := &sh.slots[top]
-				if victim == nil || e.expires < best || (e.expires == best && e.renewed < bestRenewed) {
-					victim, key, best, bestRenewed = sh, string(sh.key(top)), e.expires, e.renewed
+				if topShard == nil || e.expires < best || (e.expires == best && e.renewed < bestRenewed) {
+					topShard, topKey, best, bestRenewed = sh, string(sh.key(top)), e.expires, e.renewed
 				}
 			}
+			it, ok, stale := sh.probFront(skip)
 			sh.mu.RUnlock()
-		}
-		if victim == nil {
-			return false
-		}
-		victim.mu.Lock()
-		// Evict only what was chosen: the shard may have changed since.
-		if top, ok := victim.top(); ok && string(victim.key(top)) == key {
-			wasSession := !victim.slots[top].moved
-			s.drop(victim, top)
-			s.version.Add(1)
-			victim.mu.Unlock()
-			if wasSession {
-				s.notifyRemoved([]string{key}, sessionstore.RemovedEvicted)
+			if stale {
+				sh.mu.Lock()
+				sh.trimProbation()
+				it, ok, _ = sh.probFront(skip)
+				sh.mu.Unlock()
 			}
-			return true
+			if ok && (probShard == nil || seqBefore(it.seq, prob.seq)) {
+				probShard, prob = sh, it
+			}
 		}
-		victim.mu.Unlock()
+		if topShard == nil {
+			return false, false
+		}
+		if probShard != nil && best > now {
+			probShard.mu.Lock()
+			// Evict only what was chosen: the shard may have changed since.
+			if it, ok, _ := probShard.probFront(skip); ok && it == prob {
+				key := string(probShard.key(it.slot))
+				s.drop(probShard, it.slot)
+				s.version.Add(1)
+				probShard.mu.Unlock()
+				s.notifyRemoved([]string{key}, sessionstore.RemovedEvicted)
+				return true, false
+			}
+			probShard.mu.Unlock()
+			continue
+		}
+		topShard.mu.Lock()
+		if top, ok := topShard.top(); ok && string(topShard.key(top)) == topKey {
+			e := &topShard.slots[top]
+			wasSession, seen := !e.moved, e.seen != 0 && !e.expired(now)
+			s.drop(topShard, top)
+			s.version.Add(1)
+			topShard.mu.Unlock()
+			if wasSession {
+				s.notifyRemoved([]string{topKey}, sessionstore.RemovedEvicted)
+			}
+			return true, seen
+		}
+		topShard.mu.Unlock()
 	}
-	return false
+	return false, false
 }
 
-func (s *memStore) logEviction(n int64) {
-	total, ok := s.evictionLog.Note(n, s.now())
-	if !ok {
-		return
+// logEvictions writes a line of the eviction log (see evictionLog): n
+// sessions evicted, seen of them seen again after their creation (users
+// who came back: their number says the store is too small for its real
+// users, not only flooded).
+func (s *memStore) logEvictions(first bool, n, seen int64) {
+	msg := "memory session store full: evicted sessions since the last line"
+	if first {
+		msg = "memory session store full: evicting sessions, those never seen again first; a summary follows every second while it lasts"
 	}
-	s.logger.Load().Warn("memory session store full: evicted the sessions nearest their expiry",
-		zap.Int64("evicted", total),
+	s.logger.Load().Warn(msg,
+		zap.Int64("evicted", n),
+		zap.Int64("evicted_seen", seen),
 		zap.Int64("max_sessions", s.maxSessions.Load()))
 }
 
@@ -586,7 +673,10 @@ func (s *memStore) Destruct() error {
 	close(s.stop)
 	<-s.sweepDone
 	<-s.persistDone
-	if err := s.save(); err != nil {
+	s.evictionLog.stop()
+	err := s.save()
+	s.closeJournal() // after the save, which rotated it
+	if err != nil {
 		s.logger.Load().Error("saving the memory session store at shutdown failed", zap.Error(err))
 		return err
 	}

@@ -496,3 +496,19 @@ func TestMemKeysAreOpaque(t *testing.T) {
 	wantLen(t, s, len(keys))
 	checkInvariants(t, s)
 }
+
+// A rename to the same key with a grace renews the session and leaves no
+// grace record, which would be a second entry under the key.
+func TestMemRenameToItselfWithGrace(t *testing.T) {
+	s, c := newTestStore(t, 0)
+	mustPatch(t, s, "k", time.Hour, `{"a":1}`)
+	c.advance(time.Minute)
+	if err := s.Rename(bg, "k", "k", sessionstore.RenameOptions{TTL: time.Hour, Grace: time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	checkInvariants(t, s)
+	wantFound(t, s, "k", `{"a":1}`)
+	if e, _ := entryOf(s, "k"); e.moved || e.renewed != c.now() {
+		t.Errorf("entry after the rename: moved %v, renewed %d, want %d", e.moved, e.renewed, c.now())
+	}
+}

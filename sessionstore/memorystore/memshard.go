@@ -4,6 +4,7 @@ import (
 	"errors"
 	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddy-session/caddy-session/sessionstore"
@@ -56,8 +57,28 @@ type memShard struct {
 	arena   []byte
 	garbage int
 
+	// probation holds, oldest first from probHead on, the sessions not
+	// seen again since the request that created them: the ones eviction
+	// takes first (see evictOne). Items go stale when their session is
+	// seen, removed or renamed; they are skipped lazily (trimProbation)
+	// and dropped in bulk (pruneProbation), so the slice stays within a
+	// few times the entries held.
+	probation []probItem
+	probHead  int
+
 	limits shardLimits
 }
+
+// probItem is a session in a shard's probation queue: its slot, and the
+// sequence number it was queued with, which tells it from a later entry
+// in the same slot.
+type probItem struct {
+	slot, seq uint32
+}
+
+// probSlack is how many stale probation items a shard keeps before it
+// prunes them, on top of twice its entries.
+const probSlack = 64
 
 // shardLimits are the constants above; tests make them small.
 type shardLimits struct {
@@ -76,8 +97,29 @@ type memEntry struct {
 	dataOff   uint32 // the data; for a grace record, the key it moved to
 	dataLen   uint32
 	pos       uint32 // position in the shard's heap
-	scopeLen  uint16 // the scope (sessionstore.Meta.Scope) follows the key
-	moved     bool   // a grace record left by a Rename: no session
+	// seen is 1 once a Load found the session after the request that
+	// created it: it left probation. Load sets it under the shard's read
+	// lock, so while readers may hold that lock it is read and written
+	// with sync/atomic only; under the write lock plain access is safe.
+	// It is a plain uint32, not an atomic type, so that entries can be
+	// copied (insert, compact, Rename) under the write lock.
+	seen uint32
+	// probSeq is the sequence number of the entry's probation item; 0
+	// when it has none (a seen session, one loaded as seen, a grace
+	// record).
+	probSeq  uint32
+	scopeLen uint16 // the scope (sessionstore.Meta.Scope) follows the key
+	moved    bool   // a grace record left by a Rename: no session
+}
+
+// isSeen reads seen; safe under the read lock.
+func (e *memEntry) isSeen() bool { return atomic.LoadUint32(&e.seen) != 0 }
+
+// markSeen sets seen, and reports whether this call set it: exactly one
+// of concurrent callers does. The load first keeps the common case (a
+// session seen long ago) a plain read without a write to a shared line.
+func (e *memEntry) markSeen() bool {
+	return atomic.LoadUint32(&e.seen) == 0 && atomic.CompareAndSwapUint32(&e.seen, 0, 1)
 }
 
 func newMemShard() memShard {
@@ -206,8 +248,8 @@ func (sh *memShard) appendBytes(s string) uint32 {
 // insert adds an entry for key (hash h), with its scope, data and e's
 // times and flags, to the index and the heap. The caller has made sure the
 // key, scope and data fit in the arena (ensureArenaFits) and knows that
-// key is not held.
-func (sh *memShard) insert(h uint64, key, scope, data string, e memEntry) {
+// key is not held. It returns the entry's slot.
+func (sh *memShard) insert(h uint64, key, scope, data string, e memEntry) uint32 {
 	e.hash = h
 	e.keyOff, e.keyLen = sh.appendBytes(key), uint32(len(key))
 	sh.appendBytes(scope)
@@ -231,6 +273,10 @@ func (sh *memShard) insert(h uint64, key, scope, data string, e memEntry) {
 		sh.index[h] = i
 	}
 	sh.push(i)
+	if e.probSeq != 0 && !e.moved && e.seen == 0 {
+		sh.enqueue(i, e.probSeq)
+	}
+	return i
 }
 
 // setData replaces the slot's data, in place when the new data is no
@@ -262,6 +308,7 @@ func (sh *memShard) remove(i uint32) {
 	*e = memEntry{}
 	sh.free = append(sh.free, i)
 	sh.maybeCompact()
+	sh.maybePruneProbation()
 }
 
 // maybeCompact compacts the shard when more than half of its arena or of
@@ -310,9 +357,106 @@ func (sh *memShard) compact() {
 			index[e.hash] = uint32(pos)
 		}
 	}
+	// The probation queue follows the entries to their new slots (each
+	// old slot's new number is its heap position), in its order, without
+	// its stale items.
+	var probation []probItem
+	for _, it := range sh.probation[sh.probHead:] {
+		if sh.probValid(it) {
+			probation = append(probation, probItem{slot: sh.slots[it.slot].pos, seq: it.seq})
+		}
+	}
 	sh.slots, sh.heap, sh.index, sh.collided = slots, heap, index, collided
 	sh.arena, sh.garbage, sh.free = arena, 0, nil
+	sh.probation, sh.probHead = probation, 0
 }
+
+// Probation. A new session enters its shard's probation queue, and leaves
+// it when a Load finds it again (its seen flag), or when it is removed.
+// Eviction takes the oldest session still in probation, across shards by
+// the store-wide sequence numbers, before any seen session: a flood of
+// sessions that never come back can evict only each other, however many.
+
+// enqueue adds slot i, whose entry has sequence number seq, at the
+// queue's end.
+func (sh *memShard) enqueue(i, seq uint32) {
+	sh.maybePruneProbation()
+	sh.probation = append(sh.probation, probItem{slot: i, seq: seq})
+}
+
+// maybePruneProbation prunes the queue when it holds more than twice as
+// many items as the shard holds entries (and a little): then at least
+// half of its items are stale, each of them made so by a removal or a
+// session seen, so the pass costs a constant per change over time.
+func (sh *memShard) maybePruneProbation() {
+	if len(sh.probation)-sh.probHead > 2*len(sh.heap)+probSlack {
+		sh.pruneProbation()
+	}
+}
+
+// probValid reports whether the item stands for a session still in
+// probation: the same entry in its slot (its sequence number), neither
+// seen nor a grace record. Safe under the read lock.
+func (sh *memShard) probValid(it probItem) bool {
+	if int(it.slot) >= len(sh.slots) {
+		return false
+	}
+	e := &sh.slots[it.slot]
+	return e.probSeq == it.seq && it.seq != 0 && !e.moved && !e.isSeen()
+}
+
+// probFront returns the oldest valid item of the queue other than skip
+// (the session being created, which has not had the chance to be seen).
+// Under the read lock it does not drop stale items: stale reports that
+// trimProbation, under the write lock, should. Past skip it looks a few
+// items on, for concurrent creations in the same shard.
+func (sh *memShard) probFront(skip probItem) (it probItem, ok, stale bool) {
+	for j := sh.probHead; j < len(sh.probation) && j < sh.probHead+8; j++ {
+		it = sh.probation[j]
+		switch {
+		case !sh.probValid(it):
+			if j == sh.probHead {
+				return probItem{}, false, true
+			}
+		case it == skip && skip.seq != 0:
+		default:
+			return it, true, false
+		}
+	}
+	return probItem{}, false, false
+}
+
+// trimProbation drops the stale items at the queue's front. Each item is
+// dropped once, so this costs a constant per session over time.
+func (sh *memShard) trimProbation() {
+	for sh.probHead < len(sh.probation) && !sh.probValid(sh.probation[sh.probHead]) {
+		sh.probation[sh.probHead] = probItem{}
+		sh.probHead++
+	}
+	if sh.probHead == len(sh.probation) {
+		sh.probation, sh.probHead = sh.probation[:0], 0
+	}
+}
+
+// pruneProbation drops every stale item, keeping the order of the rest.
+func (sh *memShard) pruneProbation() {
+	kept := sh.probation[:0]
+	for _, it := range sh.probation[sh.probHead:] {
+		if sh.probValid(it) {
+			kept = append(kept, it)
+		}
+	}
+	clear(sh.probation[len(kept):])
+	if cap(kept) > 4*len(kept)+probSlack { // let memory follow the sessions down
+		kept = append([]probItem(nil), kept...)
+	}
+	sh.probation, sh.probHead = kept, 0
+}
+
+// seqBefore orders probation sequence numbers, which wrap around: a was
+// queued before b when it is less than 2^31 numbers behind. A store that
+// evicts holds far fewer sessions in probation than that.
+func seqBefore(a, b uint32) bool { return int32(a-b) < 0 }
 
 // The expiry heap orders slots by expiry, then by last renewal, so that
 // among permanent entries the least recently used is first. Each entry

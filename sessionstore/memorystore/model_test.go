@@ -12,15 +12,55 @@ import (
 	"github.com/caddy-session/caddy-session/sessionstore/mergepatch"
 )
 
-// model is a reference implementation of the sessionstore.Store contract, without a
-// cap, for TestMemRandomAgainstModel.
+// model is a reference implementation of the sessionstore.Store contract,
+// and of the memory store's eviction order, for TestMemRandomAgainstModel.
 type model struct {
 	entries map[string]*modelEntry
+	seq     int // numbers the sessions entering probation
 }
 
 type modelEntry struct {
 	data             string
 	expires, renewed int64
+	seen             bool // found by a Load since it was created
+	seq              int  // when it entered probation
+}
+
+// evictable returns the keys the store may evict when key, just created,
+// passed the cap: an expired entry if there is one (any tied for nearest
+// expiry: the store breaks ties by shard and heap order); else the oldest
+// session on probation but key; else any tied for nearest expiry.
+func (m *model) evictable(now int64, key string) map[string]bool {
+	nearest := func() map[string]bool {
+		var best *modelEntry
+		set := map[string]bool{}
+		for k, e := range m.entries {
+			switch {
+			case best == nil || e.expires < best.expires || (e.expires == best.expires && e.renewed < best.renewed):
+				best, set = e, map[string]bool{k: true}
+			case e.expires == best.expires && e.renewed == best.renewed:
+				set[k] = true
+			}
+		}
+		return set
+	}
+	set := nearest()
+	for k := range set {
+		if m.entries[k].expires <= now {
+			return set
+		}
+		break
+	}
+	oldest, oldestSeq := "", 0
+	for k, e := range m.entries {
+		if !e.seen && k != key && (oldest == "" || e.seq < oldestSeq) {
+			oldest, oldestSeq = k, e.seq
+		}
+	}
+	if oldest != "" {
+		return map[string]bool{oldest: true}
+	}
+	return set
 }
 
 func (m *model) renew(e *modelEntry, now int64, ttl time.Duration) {
@@ -36,6 +76,7 @@ func (m *model) load(now int64, key string, ttl time.Duration) (string, bool, er
 	if !ok || e.expires <= now {
 		return "", false, sessionstore.ErrNotFound
 	}
+	e.seen = true
 	// The model's entries have no own expiry: the ttl is their lifetime.
 	if now-e.renewed >= int64(sessionstore.RenewInterval(ttl)) {
 		m.renew(e, now, ttl)
@@ -66,7 +107,8 @@ func (m *model) patch(now int64, key, p string, ttl time.Duration, create bool) 
 		return data, nil
 	}
 	if !ok {
-		e = &modelEntry{}
+		m.seq++
+		e = &modelEntry{seq: m.seq}
 		m.entries[key] = e
 	}
 	e.data = data
@@ -84,6 +126,10 @@ func (m *model) rename(now int64, oldKey, newKey string, ttl time.Duration) erro
 		return sessionstore.ErrNotFound
 	}
 	m.renew(e, now, ttl)
+	if !e.seen { // queued anew
+		m.seq++
+		e.seq = m.seq
+	}
 	m.entries[newKey] = e
 	return nil
 }
@@ -113,22 +159,32 @@ func TestMemRandomAgainstModel(t *testing.T) {
 		{"compacting", false, true},
 		{"both", true, true},
 	} {
-		for seed := int64(1); seed <= 5; seed++ {
-			t.Run(fmt.Sprintf("%s/%d", layout.name, seed), func(t *testing.T) {
-				s, c := newTestStore(t, 0)
-				if layout.collide {
-					s.hashMask = 0x3f // two hash values a shard
-				}
-				if layout.compactly {
-					setShardLimits(s, shardLimits{compactMinArena: 32, compactMinSlots: 2, maxArena: maxArena})
-				}
-				testMemRandomAgainstModel(t, s, c, seed)
-			})
+		for _, maxSessions := range []int{0, 12} {
+			for seed := int64(1); seed <= 5; seed++ {
+				t.Run(fmt.Sprintf("%s/cap%d/%d", layout.name, maxSessions, seed), func(t *testing.T) {
+					s, c := newTestStore(t, maxSessions)
+					if layout.collide {
+						s.hashMask = 0x3f // two hash values a shard
+					}
+					if layout.compactly {
+						setShardLimits(s, shardLimits{compactMinArena: 32, compactMinSlots: 2, maxArena: maxArena})
+					}
+					testMemRandomAgainstModel(t, s, c, seed, maxSessions)
+				})
+			}
 		}
 	}
 }
 
-func testMemRandomAgainstModel(t *testing.T, s *memStore, c *fakeClock, seed int64) {
+// testMemRandomAgainstModel runs the operations; with maxSessions, the
+// model checks each eviction against the ones it allows.
+func testMemRandomAgainstModel(t *testing.T, s *memStore, c *fakeClock, seed int64, maxSessions int) {
+	evictions := 0
+	defer func() {
+		if maxSessions > 0 && evictions == 0 && !t.Failed() {
+			t.Error("the run never evicted: it does not exercise the eviction order")
+		}
+	}()
 	{
 		{
 			m := &model{entries: map[string]*modelEntry{}}
@@ -153,9 +209,24 @@ func testMemRandomAgainstModel(t *testing.T, s *memStore, c *fakeClock, seed int
 					k, p, ttl, create := key(), patches[r.Intn(len(patches))], ttls[r.Intn(len(ttls))], r.Intn(3) != 0
 					desc = fmt.Sprintf("Patch(%s, %s, %v, %v)", k, p, ttl, create)
 					d1, e1 := s.Patch(bg, k, []string{p}, sessionstore.PatchOptions{TTL: ttl, Create: create})
+					_, existed := m.entries[k]
 					d2, e2 := m.patch(now, k, p, ttl, create)
 					if d1 != d2 || !errors.Is(e1, e2) {
 						t.Fatalf("op %d %s = %q, %v; model %q, %v", i, desc, d1, e1, d2, e2)
+					}
+					if _, held := m.entries[k]; maxSessions > 0 && held && !existed && len(m.entries) > maxSessions {
+						allowed := m.evictable(now, k)
+						var gone []string
+						for mk := range m.entries {
+							if _, ok := entryOf(s, mk); !ok {
+								gone = append(gone, mk)
+							}
+						}
+						if len(gone) != 1 || !allowed[gone[0]] {
+							t.Fatalf("op %d %s evicted %q; the model allows one of %v", i, desc, gone, allowed)
+						}
+						delete(m.entries, gone[0])
+						evictions++
 					}
 				case op < 75:
 					k := key()

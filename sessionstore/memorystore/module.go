@@ -27,15 +27,20 @@ var memoryStores = caddy.NewUsagePool()
 // Caddy instances.
 //
 // Reads never return an expired session, and expired sessions are swept in
-// the background every minute. When the store is full, the sessions nearest
-// their expiry are evicted to make room, and the eviction is logged.
+// the background every minute. When the store is full, a session is evicted
+// to make room, and the evictions are logged: an expired one first, then the
+// oldest session not seen again since the request that created it (such as
+// a visitor's who never came back), and only when there is none of those,
+// the session nearest its expiry. So a flood of new sessions evicts its own,
+// not the users who came back.
 type MemoryStore struct {
 	// Name identifies the store. Handlers whose stores have the same name
 	// share one store, within a config and across reloads. Default: `default`.
 	Name string `json:"name,omitempty"`
 
 	// MaxSessions is the most sessions the store holds. When a new session
-	// would pass it, the session nearest its expiry is evicted.
+	// would pass it, another is evicted: the oldest not seen again since it
+	// was created, else the one nearest its expiry.
 	// Default: 1000000.
 	MaxSessions int `json:"max_sessions,omitempty"`
 
@@ -81,6 +86,11 @@ func (m *MemoryStore) Provision(ctx caddy.Context) error {
 		m.PersistInterval = caddy.Duration(defaultPersistInterval)
 	}
 	m.Persist = caddy.NewReplacer().ReplaceAll(m.Persist, "")
+	if m.Persist != "" {
+		if err := checkPersistPath(m.Persist); err != nil {
+			return fmt.Errorf("memory store %q: %w", m.Name, err)
+		}
+	}
 	m.poolKey = "memory/" + m.Name
 	logger := ctx.Logger()
 	val, _, err := memoryStores.LoadOrNew(m.poolKey, func() (caddy.Destructor, error) {

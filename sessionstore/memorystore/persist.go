@@ -44,22 +44,55 @@ type persister struct {
 	path     atomic.Pointer[string]
 	interval atomic.Int64 // nanoseconds
 	saved    atomic.Uint64
-	mu       sync.Mutex // one save at a time
+	mu       sync.Mutex // one save at a time; guards journalFor
+	// journalFor is the persist file whose journal the store writes.
+	journalFor string
 }
 
-// setPersist sets where and how often the store saves itself; an empty
-// path turns saving off.
-func (s *memStore) setPersist(path string, interval time.Duration) {
+// storePersist sets where and how often the store saves itself.
+func (s *memStore) storePersist(path string, interval time.Duration) {
 	s.persist.path.Store(&path)
 	s.persist.interval.Store(int64(interval))
 }
 
-// persistLoop saves the store when it changed and interval has passed since
-// the last save. It ticks every second, so a reload that changes the
-// interval takes effect at once.
+// setPersist sets where and how often the store saves itself; an empty
+// path turns saving off. A new file gets a new journal, emptied (what it
+// held belongs to another history than this store's), and a snapshot at
+// once, which the journal's records follow.
+func (s *memStore) setPersist(path string, interval time.Duration) {
+	s.storePersist(path, interval)
+	s.persist.mu.Lock()
+	if s.persist.journalFor == path {
+		s.persist.mu.Unlock()
+		return
+	}
+	s.closeJournal()
+	s.persist.journalFor = path
+	if path != "" {
+		_ = os.Remove(path + oldJournalSuffix)
+		j, err := openJournal(path+journalSuffix, true, s.logger.Load())
+		if err != nil {
+			s.logger.Load().Error("memory session store: cannot open its journal; a crash loses the changes since the last save",
+				zap.String("file", path), zap.Error(err))
+		} else {
+			s.jnl.Store(j)
+		}
+	}
+	s.persist.mu.Unlock()
+	if path != "" {
+		s.version.Add(1) // a snapshot now, whatever the last save was
+		if err := s.save(); err != nil {
+			s.logger.Load().Error("saving the memory session store to its new file failed", zap.Error(err))
+		}
+	}
+}
+
+// persistLoop writes the journal out every journalFlushEvery, and saves the
+// store when it changed and interval has passed since the last save. It
+// ticks often, so a reload that changes the interval takes effect at once.
 func (s *memStore) persistLoop() {
 	defer close(s.persistDone)
-	t := time.NewTicker(time.Second)
+	t := time.NewTicker(journalFlushEvery)
 	defer t.Stop()
 	last := time.Now()
 	for {
@@ -67,6 +100,7 @@ func (s *memStore) persistLoop() {
 		case <-s.stop:
 			return
 		case now := <-t.C:
+			s.flushJournal()
 			if now.Sub(last) < time.Duration(s.persist.interval.Load()) {
 				continue
 			}
@@ -80,7 +114,10 @@ func (s *memStore) persistLoop() {
 
 // save writes the store to its file when it changed since the last save:
 // to a new file beside it first, then renamed over it, so a crash leaves
-// the old file or the new, never half of one.
+// the old file or the new, never half of one. It rotates the journal
+// before it reads the shards, so every change is in the snapshot or in the
+// new journal (or both, which replaying allows), and removes the rotated
+// journal once the snapshot is in place.
 func (s *memStore) save() error {
 	p := s.persist.path.Load()
 	if p == nil || *p == "" {
@@ -93,6 +130,12 @@ func (s *memStore) save() error {
 	if version == s.persist.saved.Load() {
 		if _, err := os.Stat(path); err == nil {
 			return nil // nothing changed since the file was written
+		}
+	}
+
+	if j := s.jnl.Load(); j != nil && j.path == path+journalSuffix {
+		if _, err := j.rotate(path + oldJournalSuffix); err != nil {
+			s.logger.Load().Error("memory session store: rotating its journal failed", zap.String("file", path), zap.Error(err))
 		}
 	}
 
@@ -130,6 +173,10 @@ func (s *memStore) save() error {
 		return fmt.Errorf("persist %s: %w", path, err)
 	}
 	s.persist.saved.Store(version)
+	// What the rotated journal held is in the snapshot now.
+	if err := os.Remove(path + oldJournalSuffix); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		s.logger.Load().Warn("memory session store: cannot remove its rotated journal", zap.String("file", path), zap.Error(err))
+	}
 	return nil
 }
 
@@ -164,6 +211,34 @@ func (sh *memShard) writeEntries(enc *json.Encoder, now int64) error {
 // nothing is lost silently, and the store starts empty; either way the
 // problem is logged, never fatal.
 func (s *memStore) loadPersisted(path string) {
+	s.loadSnapshot(path)
+	// Then the journals, oldest first: what changed since the snapshot.
+	replayed := s.replayJournal(path+oldJournalSuffix) + s.replayJournal(path+journalSuffix)
+	s.enforceCap(probItem{})
+	s.persist.mu.Lock()
+	s.persist.journalFor = path
+	j, err := openJournal(path+journalSuffix, false, s.logger.Load())
+	if err != nil {
+		s.logger.Load().Error("memory session store: cannot open its journal; a crash loses the changes since the last save",
+			zap.String("file", path), zap.Error(err))
+	} else {
+		s.jnl.Store(j)
+	}
+	s.persist.mu.Unlock()
+	if replayed > 0 {
+		s.logger.Load().Info("memory session store: replayed its journal", zap.String("file", path), zap.Int("records", replayed))
+		// Fold the journals into a snapshot now, so that a flaw found in
+		// them is not met again, and they do not grow on.
+		if err := s.save(); err != nil {
+			s.logger.Load().Error("saving the memory session store after replaying its journal failed", zap.Error(err))
+		}
+	} else {
+		s.persist.saved.Store(s.version.Load())
+	}
+}
+
+// loadSnapshot fills a new store from its snapshot file; see loadPersisted.
+func (s *memStore) loadSnapshot(path string) {
 	logger := s.logger.Load()
 	entries, err := readPersisted(path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -187,7 +262,11 @@ func (s *memStore) loadPersisted(path string) {
 			expired++
 			continue
 		}
-		e := memEntry{expires: pe.Expires, renewed: pe.Renewed, created: pe.Created, ownExpiry: pe.OwnExpiry}
+		// The file does not say which sessions were on probation (an older
+		// version must still read it): a session saved is taken as seen,
+		// so that a flood right after a restart cannot evict the users the
+		// store held before it.
+		e := memEntry{expires: pe.Expires, renewed: pe.Renewed, created: pe.Created, ownExpiry: pe.OwnExpiry, seen: 1}
 		if e.expires == 0 {
 			e.expires = math.MaxInt64
 		}
@@ -200,8 +279,6 @@ func (s *memStore) loadPersisted(path string) {
 		}
 		loaded++
 	}
-	s.enforceCap()
-	s.persist.saved.Store(s.version.Load())
 	logger.Info("memory session store: loaded sessions from its file",
 		zap.String("file", path), zap.Int("sessions", loaded), zap.Int("expired_dropped", expired))
 }
@@ -234,4 +311,35 @@ func readPersisted(path string) ([]persistEntry, error) {
 		entries = append(entries, pe)
 	}
 	return entries, nil
+}
+
+// checkPersistPath fails when the store could not write path: its
+// directory missing or not writable, or path a directory, or an existing
+// journal beside it that cannot be written. Provision calls it, so that
+// such a file is a config error at once, not a failure to save at
+// shutdown that loses every session.
+func checkPersistPath(path string) error {
+	dir := filepath.Dir(path)
+	st, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("persist %s: its directory: %w", path, err)
+	}
+	if !st.IsDir() {
+		return fmt.Errorf("persist %s: %s is not a directory", path, dir)
+	}
+	if st, err := os.Stat(path); err == nil && st.IsDir() {
+		return fmt.Errorf("persist %s: is a directory", path)
+	}
+	probe, err := os.CreateTemp(dir, filepath.Base(path)+".probe-*")
+	if err != nil {
+		return fmt.Errorf("persist %s: cannot write in its directory: %w", path, err)
+	}
+	probe.Close()
+	os.Remove(probe.Name())
+	if f, err := os.OpenFile(path+journalSuffix, os.O_WRONLY|os.O_APPEND, 0); err == nil {
+		f.Close()
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("persist %s: its journal: %w", path, err)
+	}
+	return nil
 }
