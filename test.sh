@@ -13,8 +13,10 @@
 #      (sessionstore/mergepatch: pure functions). Meanwhile, in the
 #      background, a Caddy is built with ./xcaddy.sh and the README's
 #      walk-throughs run against it (tests/walkthrough.sh).
-#   4. the app helpers' own tests (python3 -m unittest, node --test, php),
-#      then the example apps (examples/<stack>) behind the built Caddy,
+#   4. the tests that need the built Caddy (a real SIGKILL of a memory
+#      store with a persist file), the app helpers' own tests
+#      (python3 -m unittest, node --test, php), then the example apps
+#      (examples/<stack>) behind the built Caddy,
 #      over HTTP/1.1 and HTTP/2, with the checks of examples/SPEC.md.
 #   5. each fuzz target for FUZZTIME (15s), one after the other, with one
 #      instrumented test binary per package rather than one per target;
@@ -142,6 +144,9 @@ say "app helpers: python, node, php"
 /usr/bin/python3 -m unittest discover -s helpers/python
 node --test helpers/node/
 php helpers/php/tests/run.php
+
+say "the built Caddy: a memory store that survives SIGKILL, a persist path that is checked"
+CADDY_BIN="$work/caddy" go test -count=1 -vet=off -run '^(TestMemoryStoreSurvivesSIGKILL|TestPersistInMissingDirectoryFailsValidate)$' ./tests/
 
 say "example apps behind the built Caddy, HTTP/1.1 and HTTP/2"
 CADDY_BIN="$work/caddy" CADDY_SESSION_EXAMPLES=all go test -count=1 -vet=off -v ./examples/check/ >"$work/examples.log" 2>&1 || {

@@ -2,7 +2,6 @@ package tests
 
 import (
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -10,21 +9,27 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/caddy-session/caddy-session/internal/freeport"
 )
 
 // caddyBinary returns the Caddy built with caddy-session (./xcaddy.sh
-// build): $CADDY_BIN, else ../caddy. The tests that run it skip without it.
+// build): $CADDY_BIN, which must then exist (./test.sh sets it once it has
+// built one), else ../caddy, without which the tests that run it skip.
 func caddyBinary(t *testing.T) string {
 	t.Helper()
-	bin := os.Getenv("CADDY_BIN")
+	bin, required := os.Getenv("CADDY_BIN"), true
 	if bin == "" {
-		bin = filepath.Join("..", "caddy")
+		bin, required = filepath.Join("..", "caddy"), false
 	}
 	abs, err := filepath.Abs(bin)
 	if err == nil {
 		if info, serr := os.Stat(abs); serr == nil && !info.IsDir() {
 			return abs
 		}
+	}
+	if required {
+		t.Fatalf("CADDY_BIN=%s: no such binary", bin)
 	}
 	t.Skipf("no Caddy binary at %s: build it with ./xcaddy.sh build, or set CADDY_BIN", bin)
 	return ""
@@ -33,12 +38,11 @@ func caddyBinary(t *testing.T) string {
 // freePort returns a loopback port free a moment ago.
 func freePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := freeport.Port()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return p
 }
 
 // caddyProcess is a Caddy binary running a Caddyfile.
