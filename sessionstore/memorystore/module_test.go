@@ -230,3 +230,36 @@ func TestSharedSettingsMergeAndRestore(t *testing.T) {
 		t.Errorf("with only a bare user left: %d %q", s.maxSessions.Load(), persistPath())
 	}
 }
+
+// TestPersistFileLoadedWhenNamedAfterABareStore: a config with a bare
+// `store memory` provisioned before another that names a persist file, on
+// the same store, loads the file rather than saving the empty store over
+// it.
+func TestPersistFileLoadedWhenNamedAfterABareStore(t *testing.T) {
+	path := t.TempDir() + "/s.jsonl"
+	const name = "late-persist"
+	// A first life of the store, with the file, that saves one session.
+	first := &MemoryStore{Name: name, Persist: path}
+	provision(t, first)
+	if _, err := first.Patch(context.Background(), "session:kept", []string{`{"user":"kim"}`}, sessionstore.PatchOptions{TTL: time.Hour, Create: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := first.Cleanup(); err != nil { // the last user: the store saves and stops
+		t.Fatal(err)
+	}
+	if poolRefs(name) != 0 {
+		t.Fatalf("the store outlived its last user")
+	}
+	// The next life: a bare store of the same name comes first.
+	bare := &MemoryStore{Name: name}
+	provision(t, bare)
+	withFile := &MemoryStore{Name: name, Persist: path}
+	provision(t, withFile)
+	defer func() {
+		_ = withFile.Cleanup()
+		_ = bare.Cleanup()
+	}()
+	if e, err := bare.Load(context.Background(), "session:kept", time.Hour); err != nil || e.Data != `{"user":"kim"}` {
+		t.Fatalf("the persisted session after the file was named late: %+v, %v", e, err)
+	}
+}

@@ -47,6 +47,10 @@ type persister struct {
 	mu       sync.Mutex // one save at a time; guards journalFor
 	// journalFor is the persist file whose journal the store writes.
 	journalFor string
+	// loaded: the store has loaded a persist file. Until then, a file
+	// named (by a config provisioned after a bare `store memory` of the
+	// same name) is loaded, not written over.
+	loaded bool
 }
 
 // storePersist sets where and how often the store saves itself.
@@ -64,6 +68,14 @@ func (s *memStore) setPersist(path string, interval time.Duration) {
 	s.persist.mu.Lock()
 	if s.persist.journalFor == path {
 		s.persist.mu.Unlock()
+		return
+	}
+	if path != "" && !s.persist.loaded {
+		// The first file this store is given: what it holds is the
+		// store's past, to load, not to overwrite.
+		s.closeJournal()
+		s.persist.mu.Unlock()
+		s.loadPersisted(path)
 		return
 	}
 	s.closeJournal()
@@ -216,7 +228,7 @@ func (s *memStore) loadPersisted(path string) {
 	replayed := s.replayJournal(path+oldJournalSuffix) + s.replayJournal(path+journalSuffix)
 	s.enforceCap(probItem{})
 	s.persist.mu.Lock()
-	s.persist.journalFor = path
+	s.persist.journalFor, s.persist.loaded = path, true
 	j, err := openJournal(path+journalSuffix, false, s.logger.Load())
 	if err != nil {
 		s.logger.Load().Error("memory session store: cannot open its journal; a crash loses the changes since the last save",
