@@ -276,6 +276,12 @@ func (h *Handler) regenerate(ctx context.Context, sess *session, stored bool) bo
 	}
 	err := h.sessions.Rename(ctx, h.prefix+oldID, h.prefix+sess.id, sessionstore.RenameOptions{TTL: h.expiry, Grace: h.grace})
 	switch {
+	case errors.Is(err, sessionstore.ErrMoved):
+		// Another request (a login form sent twice) regenerated the
+		// session a moment ago: its ID stands. This request's changes
+		// follow the move, and its response sets no cookie.
+		sess.id, sess.followed = oldID, true
+		return true
 	case err == nil:
 		h.metrics.destroyed(destroyedRegenerated)
 		h.logEvent("session regenerated", oldID, zap.String("new_session_hash", idHash(sess.id)))

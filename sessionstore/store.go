@@ -99,8 +99,8 @@ type RenameOptions struct {
 	TTL time.Duration
 	// Grace, when positive, keeps a record under the old key for that long
 	// (on a regenerate, so that requests still in flight with the old ID
-	// lose nothing): a Load or Patch of the old key then returns a
-	// *MovedError naming the new key, and a Delete of it removes the
+	// lose nothing): a Load, Patch or Rename of the old key then returns
+	// a *MovedError naming the new key, and a Delete of it removes the
 	// record. The record holds no data, and Inspect and Counter ignore it.
 	Grace time.Duration
 }
@@ -137,7 +137,8 @@ type Store interface {
 	// fresh lifetime of opts.TTL (or its own Expiry), as one atomic change:
 	// no reader sees both or neither. With opts.Grace it leaves a grace
 	// record under oldKey. It returns ErrNotFound when oldKey holds no
-	// session.
+	// session, and a *MovedError when it holds a grace record (a second
+	// regenerate racing the first).
 	Rename(ctx context.Context, oldKey, newKey string, opts RenameOptions) error
 }
 

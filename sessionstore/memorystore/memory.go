@@ -401,8 +401,11 @@ func (s *memStore) Rename(_ context.Context, oldKey, newKey string, opts session
 
 	now := s.now()
 	i, ok := from.find(fromHash, oldKey)
-	if !ok || from.slots[i].moved {
+	if !ok {
 		return sessionstore.ErrNotFound
+	}
+	if from.slots[i].moved && !from.slots[i].expired(now) {
+		return &sessionstore.MovedError{To: from.data(i)}
 	}
 	if from.slots[i].expired(now) {
 		s.drop(from, i)

@@ -92,7 +92,11 @@ return {v, renewed, meta[1] or '', meta[2] or '', meta[3] or ''}
 // Returns 0 when the old key is absent (a moved record is no session).
 var renameScript = rueidis.NewLuaScript(`
 local v = redis.call('GET', KEYS[1])
-if not v then return 0 end
+if not v then
+	local to = redis.call('GET', KEYS[6])
+	if to then return to end
+	return 0
+end
 local ttl = tonumber(ARGV[1])
 local own = tonumber(redis.call('HGET', KEYS[3], 'expiry'))
 if own and own < 0 then ttl = 0 elseif own and own > 0 then ttl = own end
@@ -595,10 +599,17 @@ func (s *RedisStore) Rename(ctx context.Context, oldKey, newKey string, opts ses
 	ttl, grace := max(opts.TTL, 0), max(opts.Grace, 0)
 	s.pc.mark(oldKey, newKey)
 	if !s.cluster {
-		moved, err := renameScript.Exec(ctx, c,
+		res := renameScript.Exec(ctx, c,
 			[]string{oldKey, newKey, metaKey(oldKey), metaKey(newKey), markerKey(oldKey), movedKey(oldKey), markerKey(newKey), movedKey(newKey)},
-			[]string{strconv.FormatInt(ttl.Milliseconds(), 10), strconv.FormatInt(grace.Milliseconds(), 10)}).AsInt64()
-		if err := s.pc.observe(err); err != nil {
+			[]string{strconv.FormatInt(ttl.Milliseconds(), 10), strconv.FormatInt(grace.Milliseconds(), 10)})
+		if err := s.pc.observe(res.Error()); err != nil {
+			return fmt.Errorf("redis: regenerating session: %w", err)
+		}
+		if to, err := res.ToString(); err == nil {
+			return &sessionstore.MovedError{To: to} // a grace record: moved already
+		}
+		moved, err := res.AsInt64()
+		if err != nil {
 			return fmt.Errorf("redis: regenerating session: %w", err)
 		}
 		if moved == 0 {
@@ -608,6 +619,10 @@ func (s *RedisStore) Rename(ctx context.Context, oldKey, newKey string, opts ses
 	}
 	err = s.renameAcrossSlots(ctx, c, oldKey, newKey, ttl, grace)
 	if errors.Is(err, sessionstore.ErrNotFound) {
+		// A grace record says where a session went; it is no session.
+		if to, gerr := c.Do(ctx, c.B().Get().Key(movedKey(oldKey)).Build()).ToString(); gerr == nil {
+			return &sessionstore.MovedError{To: to}
+		}
 		return err
 	}
 	if err := s.pc.observe(err); err != nil {
