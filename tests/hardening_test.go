@@ -399,3 +399,69 @@ func TestSitesDoNotShareSessions(t *testing.T) {
 		t.Errorf("with one scope, site 2 did not accept site 1's session: %v", s.Header)
 	}
 }
+
+// TestDoubleLoginKeepsOneSession: a login form sent twice (two requests
+// that loaded the session, each regenerating it) ends with one session
+// holding the pre-login data and both changes, and the browser's cookie
+// names it; the second response sets no cookie, and never a deletion.
+func TestDoubleLoginKeepsOneSession(t *testing.T) {
+	up := startGatedUpstream(t)
+	loadCaddy(t, up.Server, `session
+reverse_proxy {upstream}`)
+	for run := range 5 {
+		c := newClient(t)
+		c.get("/" + set(`{"cart":"book"}`))
+		first, second := fmt.Sprintf("first%d", run), fmt.Sprintf("second%d", run)
+		done := make(chan *http.Response, 2)
+		for _, g := range []string{first, second} {
+			go func() {
+				resp, _ := c.get("/?gate=" + g + "&regenerate=true&" + strings.TrimPrefix(set(`{"`+g+`":true}`), "?"))
+				done <- resp
+			}()
+		}
+		<-up.arrived(first)
+		<-up.arrived(second)
+		up.release(first)
+		r1 := <-done
+		up.release(second)
+		r2 := <-done
+		if len(setCookies(r1, "session")) != 1 {
+			t.Fatalf("run %d: the first login set no cookie: %q", run, r1.Header.Values("Set-Cookie"))
+		}
+		if got := r2.Header.Values("Set-Cookie"); len(got) != 0 {
+			t.Errorf("run %d: the second login set a cookie %q", run, got)
+		}
+		_, s := c.get("/")
+		want := fmt.Sprintf(`{"cart":"book","%s":true,"%s":true}`, first, second)
+		if s.get("X-Session-New") != "false" || s.get("X-Session-Data") != want {
+			t.Errorf("run %d: after a double login the session is %s %s, want %s", run, s.get("X-Session-New"), s.get("X-Session-Data"), want)
+		}
+	}
+}
+
+// TestLogoutRacingALoginIsNotLost: a logout that loaded the session just
+// before a login regenerated it still ends the session.
+func TestLogoutRacingALoginIsNotLost(t *testing.T) {
+	up := startGatedUpstream(t)
+	loadCaddy(t, up.Server, `session
+reverse_proxy {upstream}`)
+	c := newClient(t)
+	c.get("/" + set(`{"cart":"book"}`))
+	done := make(chan *http.Response)
+	go func() {
+		resp, _ := c.get("/?gate=logout&clear=true")
+		done <- resp
+	}()
+	<-up.arrived("logout")
+	login, _ := c.get("/?regenerate=true&" + strings.TrimPrefix(set(`{"user":"kim"}`), "?"))
+	newID := setCookies(login, "session")
+	if len(newID) != 1 {
+		t.Fatalf("the login set no cookie")
+	}
+	up.release("logout")
+	<-done
+	_, s := newClient(t).get("/", "Cookie: session="+newID[0].Value)
+	if s.get("X-Session-New") != "true" {
+		t.Errorf("the logout was lost: the session under the login's ID is %s", s.get("X-Session-Data"))
+	}
+}

@@ -367,16 +367,35 @@ func (s *memStore) Patch(_ context.Context, key string, patches []string, opts s
 
 // Delete implements sessionstore.Store.
 func (s *memStore) Delete(_ context.Context, key string) error {
+	return s.deleteFollowing(key, 0)
+}
+
+// deleteFollowing deletes key, and the session its grace record names,
+// depth grace records deep.
+func (s *memStore) deleteFollowing(key string, depth int) error {
 	h := s.hash(key)
 	sh := s.shardOf(h)
 	sh.mu.Lock()
+	to := ""
 	if i, ok := sh.find(h, key); ok {
+		if sh.slots[i].moved && !sh.slots[i].expired(s.now()) {
+			to = sh.data(i)
+		}
 		s.drop(sh, i)
 		s.version.Add(1)
 	}
 	sh.mu.Unlock()
+	if to != "" && depth < maxGraceHops {
+		// A grace record's session goes too: a logout that loaded the
+		// session just before a regenerate moved it must not be lost.
+		return s.deleteFollowing(to, depth+1)
+	}
 	return nil
 }
+
+// maxGraceHops bounds how many grace records a Delete follows: they chain
+// only through regenerates within a grace.
+const maxGraceHops = 4
 
 // drop removes slot i of sh, keeping the count of sessions, which grace
 // records are not, and journals the removal of a session (a delete, an

@@ -165,7 +165,19 @@ func (pc *pooledClient) probeUntilUp() {
 	if !pc.probe.TryLock() {
 		return
 	}
-	defer pc.probe.Unlock()
+	defer func() {
+		pc.probe.Unlock()
+		// Failures between "up" and the unlock above found the probe
+		// still running and started none: start one now (unless the
+		// client is closing).
+		select {
+		case <-pc.stop:
+		default:
+			if !pc.up.Load() {
+				go pc.probeUntilUp()
+			}
+		}
+	}()
 	t := time.NewTicker(probeInterval)
 	defer t.Stop()
 	for {
@@ -184,7 +196,10 @@ func (pc *pooledClient) probeUntilUp() {
 			ctx, cancel := context.WithTimeout(context.Background(), max(pc.opts.Dialer.Timeout, 100*time.Millisecond))
 			err := (*cp).Do(ctx, (*cp).B().Ping().Build()).Error()
 			cancel()
-			if err == nil {
+			// Any reply is Redis answering: an error reply (a user whose
+			// ACL forbids PING, a server still LOADING) is not an outage,
+			// and must not keep the store failing fast for good.
+			if !isConnFailure(err) {
 				pc.fails.Store(0)
 				pc.up.Store(true)
 				pc.logger.Info("Redis is reachable again", zap.Strings("address", pc.addrs))

@@ -578,12 +578,35 @@ func (s *RedisStore) Delete(ctx context.Context, key string) error {
 	if err != nil {
 		return fmt.Errorf("redis: deleting session: %w", err)
 	}
-	s.pc.mark(key)
-	if err := s.pc.observe(c.Do(ctx, c.B().Del().Key(key, metaKey(key), markerKey(key), movedKey(key)).Build()).Error()); err != nil {
-		return fmt.Errorf("redis: deleting session: %w", err)
+	// A grace record's session goes too: a logout that loaded the session
+	// just before a regenerate moved it must not be lost. Records chain
+	// only through regenerates within a grace: a few at most.
+	for range maxGraceHops {
+		s.pc.mark(key)
+		res := deleteScript.Exec(ctx, c, []string{key, metaKey(key), markerKey(key), movedKey(key)}, nil)
+		if err := s.pc.observe(res.Error()); err != nil && !rueidis.IsRedisNil(err) {
+			return fmt.Errorf("redis: deleting session: %w", err)
+		}
+		to, err := res.ToString()
+		if err != nil {
+			return nil // no grace record: done
+		}
+		key = to
 	}
 	return nil
 }
+
+// maxGraceHops bounds how many grace records a Delete follows.
+const maxGraceHops = 4
+
+// deleteScript deletes a session and what is kept beside it, and returns
+// the key its grace record named, if it had one (nil otherwise). KEYS:
+// the session, its metadata, its marker, its moved record.
+var deleteScript = rueidis.NewLuaScript(`
+local to = redis.call('GET', KEYS[4])
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
+return to
+`)
 
 // Rename implements sessionstore.Store. On one server or a Sentinel primary
 // it is one script, so no reader sees both keys or neither. Keys in a Redis

@@ -687,18 +687,26 @@ func testRenameGrace(t *testing.T, h Harness) {
 	h.wantGone(t, "other")
 	h.wantLen(t, 1)
 
-	if err := h.Store.Delete(bg, "old"); err != nil {
-		t.Fatal(err)
-	}
-	h.wantGone(t, "old")
-	h.wantData(t, "new", `{"cart":1,"user":"kim"}`)
-
 	// Without a grace, nothing stays behind.
 	if err := h.Store.Rename(bg, "new", "newer", sessionstore.RenameOptions{TTL: h.TTL}); err != nil {
 		t.Fatal(err)
 	}
 	h.wantGone(t, "new")
 	h.wantData(t, "newer", `{"cart":1,"user":"kim"}`)
+
+	// A Delete of a grace record (a logout that loaded the session just
+	// before a regenerate moved it) deletes the session it moved to.
+	h.create(t, "a", `{"x":1}`)
+	if err := h.Store.Rename(bg, "a", "b", sessionstore.RenameOptions{TTL: h.TTL, Grace: h.TTL}); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Store.Delete(bg, "a"); err != nil {
+		t.Fatal(err)
+	}
+	h.wantGone(t, "a")
+	h.wantGone(t, "b")
+	h.wantData(t, "newer", `{"cart":1,"user":"kim"}`)
+	h.wantLen(t, 1)
 }
 
 // testRenameGraceEnds: the grace record goes when its grace is over, and a
