@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -40,13 +41,19 @@ func benchHandler(b *testing.B, config string) *Handler {
 
 const benchConfig = `{"store": {"backend": "memory", "name": "handler-bench"}}`
 
-// benchSession stores a session with small data and returns its ID.
+// benchLocalAddr is the listener the benchmark's requests came in on, as
+// net/http puts it in their context: the site's scope is example.com:443.
+var benchLocalAddr = &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 443}
+
+// benchSession stores a session with small data, bound to the benchmark's
+// site as every session the handler makes is, and returns its ID.
 func benchSession(h *Handler) (string, error) {
 	id, err := newID()
 	if err != nil {
 		return "", err
 	}
-	_, err = h.store.Patch(context.Background(), h.prefix+id, []string{`{"user":"alice"}`}, sessionstore.PatchOptions{TTL: h.expiry, Create: true})
+	_, err = h.store.Patch(context.Background(), h.prefix+id, []string{`{"user":"alice"}`},
+		sessionstore.PatchOptions{TTL: h.expiry, Create: true, Scope: "example.com:443"})
 	return id, err
 }
 
@@ -118,7 +125,8 @@ func newBenchRequest(h *Handler, id string, write bool) *benchRequest {
 	if id != "" {
 		br.cookies = []string{h.CookieName + "=" + id}
 	}
-	br.r = r.WithContext(context.WithValue(r.Context(), caddy.ReplacerCtxKey, br.repl))
+	ctx := context.WithValue(r.Context(), http.LocalAddrContextKey, net.Addr(benchLocalAddr))
+	br.r = r.WithContext(context.WithValue(ctx, caddy.ReplacerCtxKey, br.repl))
 	br.reset()
 	return br
 }

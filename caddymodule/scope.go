@@ -30,10 +30,14 @@ func (h *Handler) scopeOf(r *http.Request) string {
 	}
 	host := h.scopeHost(r)
 	port, path, _ := localAddr(r)
-	if path == "" {
-		path = strconv.Itoa(port)
+	buf := make([]byte, 0, len(host)+1+max(len(path), 5))
+	buf = append(append(buf, host...), ':')
+	if path != "" {
+		buf = append(buf, path...)
+	} else {
+		buf = strconv.AppendInt(buf, int64(port), 10)
 	}
-	scope := host + ":" + path
+	scope := string(buf)
 	if len(scope) > sessionstore.MaxScopeLength {
 		sum := sha256.Sum256([]byte(scope))
 		scope = "sha256:" + hex.EncodeToString(sum[:])
@@ -73,9 +77,14 @@ func (h *Handler) scopeHost(r *http.Request) string {
 		return strings.ToLower(strings.TrimPrefix(h.Domain, "."))
 	}
 	host := r.Host
-	if hp, _, err := net.SplitHostPort(host); err == nil {
-		host = hp
+	// Only a host with a port is split: SplitHostPort's error for one
+	// without would cost an allocation on every request.
+	if i := strings.LastIndexByte(host, ':'); i >= 0 && strings.IndexByte(host[i:], ']') < 0 {
+		if hp, _, err := net.SplitHostPort(host); err == nil {
+			host = hp
+		}
 	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]") // an IPv6 literal, with or without a port
 	host = strings.TrimSuffix(host, ".")
 	if hasUpper(host) {
 		host = strings.ToLower(host)

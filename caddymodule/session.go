@@ -306,7 +306,11 @@ func (h *Handler) patch(ctx context.Context, r *http.Request, sess *session, sto
 		MaxSize:    h.MaxSize,
 		SetCreated: h.MaxLifetime > 0,
 		Expiry:     expiry,
-		Scope:      h.scopeOf(r),
+	}
+	if sess.meta.Scope == "" {
+		// A new session, or one stored before scopes: the store records
+		// this site's scope (and keeps one an entry already has).
+		opts.Scope = h.scopeOf(r)
 	}
 	data, err := h.sessions.Patch(ctx, h.storeKey(sess), patches, opts)
 	var moved *sessionstore.MovedError

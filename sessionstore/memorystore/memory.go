@@ -215,7 +215,7 @@ func (s *memStore) Load(_ context.Context, key string, ttl time.Duration) (sessi
 	}
 	_, interval := e.lifetime(ttl)
 	due := now-e.renewed >= int64(interval)
-	entry := sessionstore.Entry{Data: sh.data(i), Meta: sh.meta(i)}
+	entry := sh.entry(i)
 	sh.mu.RUnlock()
 	if !due {
 		return entry, nil
@@ -231,7 +231,7 @@ func (s *memStore) Load(_ context.Context, key string, ttl time.Duration) (sessi
 	if e.moved { // moved away between the two locks
 		return sessionstore.Entry{}, &sessionstore.MovedError{To: sh.data(i)}
 	}
-	entry = sessionstore.Entry{Data: sh.data(i), Meta: sh.meta(i)}
+	entry = sh.entry(i)
 	t, interval := e.lifetime(ttl)
 	// Another request may have renewed it between the two locks.
 	if now-e.renewed < int64(interval) {
@@ -257,7 +257,7 @@ func (s *memStore) Inspect(_ context.Context, key string) (sessionstore.Entry, t
 		return sessionstore.Entry{}, 0, sessionstore.ErrNotFound
 	}
 	e := &sh.slots[i]
-	entry := sessionstore.Entry{Data: sh.data(i), Meta: sh.meta(i)}
+	entry := sh.entry(i)
 	if e.expires == math.MaxInt64 {
 		return entry, 0, nil
 	}

@@ -3,6 +3,7 @@ package memorystore
 import (
 	"errors"
 	"math"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -129,17 +130,26 @@ func newMemShard() memShard {
 	}
 }
 
-// meta returns what the shard keeps beside slot i's data.
-func (sh *memShard) meta(i uint32) sessionstore.Meta {
+// entry returns a copy of slot i's data and what the shard keeps beside
+// it. The data and the scope are copied out together, in one allocation:
+// this runs on every read of a known session.
+func (sh *memShard) entry(i uint32) sessionstore.Entry {
 	e := &sh.slots[i]
 	m := sessionstore.Meta{Expiry: time.Duration(e.ownExpiry)}
 	if e.created != 0 {
 		m.Created = time.Unix(0, e.created)
 	}
-	if e.scopeLen > 0 {
-		m.Scope = string(sh.scope(i))
+	data := sh.arena[e.dataOff : e.dataOff+e.dataLen]
+	if e.scopeLen == 0 {
+		return sessionstore.Entry{Data: string(data), Meta: m}
 	}
-	return m
+	var b strings.Builder
+	b.Grow(len(data) + int(e.scopeLen))
+	b.Write(data)
+	b.Write(sh.scope(i))
+	both := b.String()
+	m.Scope = both[len(data):]
+	return sessionstore.Entry{Data: both[:len(data)], Meta: m}
 }
 
 // lifetime returns the entry's ttl (its own expiry, or else the
