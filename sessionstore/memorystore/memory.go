@@ -542,9 +542,12 @@ func (s *memStore) Len() int { return int(s.count.Load()) }
 func (s *memStore) enforceCap(skip probItem) {
 	evicted, seen := int64(0), int64(0)
 	for s.count.Load() > s.maxSessions.Load() {
-		ok, wasSeen := s.evictOne(skip)
+		ok, wasSession, wasSeen := s.evictOne(skip)
 		if !ok {
 			break
+		}
+		if !wasSession {
+			continue // a grace record nearest its expiry: no session
 		}
 		evicted++
 		if wasSeen {
@@ -556,8 +559,8 @@ func (s *memStore) enforceCap(skip probItem) {
 	}
 }
 
-// evictOne removes one entry, and reports whether it did and whether the
-// entry was a seen session. It takes, across all shards:
+// evictOne removes one entry, and reports whether it did, whether the
+// entry was a session (not a grace record) and whether it was a seen one. It takes, across all shards:
 //
 //  1. an expired entry, which is gone anyway;
 //  2. else the oldest session on probation: one not found by a Load since
@@ -568,7 +571,7 @@ func (s *memStore) enforceCap(skip probItem) {
 // So a flood of new sessions that never come back evicts only its own
 // sessions; a returning user's is evicted only when the store holds
 // nothing but seen sessions.
-func (s *memStore) evictOne(skip probItem) (ok, wasSeen bool) {
+func (s *memStore) evictOne(skip probItem) (ok, wasSession, wasSeen bool) {
 	for attempt := 0; attempt < 3; attempt++ {
 		var topShard, probShard *memShard
 		var topKey string
@@ -598,7 +601,7 @@ func (s *memStore) evictOne(skip probItem) (ok, wasSeen bool) {
 			}
 		}
 		if topShard == nil {
-			return false, false
+			return false, false, false
 		}
 		if probShard != nil && best > now {
 			probShard.mu.Lock()
@@ -609,7 +612,7 @@ func (s *memStore) evictOne(skip probItem) (ok, wasSeen bool) {
 				s.version.Add(1)
 				probShard.mu.Unlock()
 				s.notifyRemoved([]string{key}, sessionstore.RemovedEvicted)
-				return true, false
+				return true, true, false
 			}
 			probShard.mu.Unlock()
 			continue
@@ -624,11 +627,11 @@ func (s *memStore) evictOne(skip probItem) (ok, wasSeen bool) {
 			if wasSession {
 				s.notifyRemoved([]string{topKey}, sessionstore.RemovedEvicted)
 			}
-			return true, seen
+			return true, wasSession, seen
 		}
 		topShard.mu.Unlock()
 	}
-	return false, false
+	return false, false, false
 }
 
 // logEvictions writes a line of the eviction log (see evictionLog): n

@@ -185,6 +185,13 @@ func (s *memStore) save() error {
 		return fmt.Errorf("persist %s: %w", path, err)
 	}
 	s.persist.saved.Store(version)
+	// The rename is durable only once the directory is: without this, a
+	// power loss could keep the old snapshot while the journal it needs
+	// is already removed below.
+	if d, derr := os.Open(filepath.Dir(path)); derr == nil {
+		_ = d.Sync()
+		_ = d.Close()
+	}
 	// What the rotated journal held is in the snapshot now.
 	if err := os.Remove(path + oldJournalSuffix); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		s.logger.Load().Warn("memory session store: cannot remove its rotated journal", zap.String("file", path), zap.Error(err))
