@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"context"
+	"hash/maphash"
 	"sync"
 	"time"
 
@@ -9,45 +10,55 @@ import (
 )
 
 // cacheStore is a connection's client-side cache: a rueidis.CacheStore of
-// at most max bytes, the least recently used key going first, which also
+// at most max bytes, the least recently used reply going first, which also
 // ends this instance's marks of the keys Redis invalidates.
 //
 // It is built to cost the garbage collector little, because in a Caddy
 // serving many sessions it holds a large part of the heap, and every GC
-// cycle walks what it holds: each cached reply is one pointer-free buffer
-// (the reply serialized with CacheMarshal, read back with
-// CacheUnmarshalView, which copies nothing), each cached key one small
-// struct; a request in flight holds a channel only until its reply comes.
-// (rueidis's SimpleCache adapter keeps a map, an entry and a channel per
-// key and command for as long as the key is cached in Redis's view, even
-// after the cache itself dropped it: on a gateway that had read 100000
-// sessions, that alone was tens of MB of small objects, and the GC work on
-// them made every request, cached or not, a third slower.)
+// cycle walks what it holds, pointer by pointer. A cached reply is a slot
+// in one slice, found through a map of hashes (no pointers in either),
+// whose one pointer is to a pointer-free buffer: the key, the command and
+// the reply serialized with CacheMarshal (read back with
+// CacheUnmarshalView, which copies nothing). A read in flight holds a
+// channel only until its reply comes. (rueidis's SimpleCache adapter keeps
+// a map, an entry and a channel per key and command for as long as Redis
+// tracks the key, even after the cache under it dropped the reply, and the
+// replies themselves are trees of small objects: on a gateway that had
+// read 50000 sessions the GC's work on them made every request, cached or
+// not, a third slower.)
 type cacheStore struct {
 	pc *pooledClient
 
-	mu      sync.Mutex
-	max     int
-	size    int
-	keys    map[string]*cachedKey
-	lru     cachedKey // sentinel of the circular list, most recent first
+	mu   sync.Mutex
+	max  int
+	size int
+	seed maphash.Seed
+	// index finds the first slot of a key's hash; slots of the same hash
+	// (one key's several commands, or a collision) are chained.
+	index map[uint64]int32
+	// slots[0] is the sentinel of the LRU list, most recent first.
+	slots   []cacheSlot
+	free    []int32
 	flights map[flightKey]*cacheFlight
 	closed  bool
 }
 
-// A cachedKey holds the cached replies of one Redis key (one, in
-// practice: a session's GET, its metadata's HMGET, a marker's GET).
-type cachedKey struct {
-	key        string
-	prev, next *cachedKey
-	replies    []cachedReply
-	size       int
+// A cacheSlot holds one cached reply: buf is the key, the command and the
+// reply in rueidis's CacheMarshal form (its expiry, 7 bytes, then the
+// reply), the slot's only pointer, to pointer-free bytes.
+type cacheSlot struct {
+	hash              uint64
+	prev, next, chain int32 // chain: the next slot of the same hash, 0 for none
+	keyLen, cmdLen    int32
+	buf               []byte
 }
 
-type cachedReply struct {
-	cmd string
-	msg []byte // rueidis's CacheMarshal form: the expiry (7 bytes), then the reply
+func (s *cacheSlot) is(key, cmd string) bool {
+	return int(s.keyLen) == len(key) && int(s.cmdLen) == len(cmd) &&
+		string(s.buf[:s.keyLen]) == key && string(s.buf[s.keyLen:s.keyLen+s.cmdLen]) == cmd
 }
+
+func (s *cacheSlot) msg() []byte { return s.buf[s.keyLen+s.cmdLen:] }
 
 type flightKey struct{ key, cmd string }
 
@@ -69,32 +80,37 @@ func (f *cacheFlight) Wait(ctx context.Context) (rueidis.RedisMessage, error) {
 	}
 }
 
-// cachedKeyOverhead approximates what a cached key and a reply cost beside
-// their bytes: the struct, the map's slot, the slice.
-const cachedKeyOverhead = 160
+// slotOverhead approximates what a cached reply costs beside its bytes:
+// its slot, its index entry, its buffer's rounding.
+const slotOverhead = 96
 
 func newCacheStore(pc *pooledClient, max int) *cacheStore {
-	c := &cacheStore{pc: pc, max: max, keys: map[string]*cachedKey{}, flights: map[flightKey]*cacheFlight{}}
-	c.lru.prev, c.lru.next = &c.lru, &c.lru
+	c := &cacheStore{pc: pc, max: max, seed: maphash.MakeSeed(), flights: map[flightKey]*cacheFlight{}}
+	c.flush()
 	return c
+}
+
+// find returns the slot of key's reply to cmd, 0 if none.
+func (c *cacheStore) find(h uint64, key, cmd string) int32 {
+	for i := c.index[h]; i != 0; i = c.slots[i].chain {
+		if c.slots[i].is(key, cmd) {
+			return i
+		}
+	}
+	return 0
 }
 
 // Flight implements rueidis.CacheStore: a cached reply; or the read in
 // flight to wait for; or neither, and the caller sends the read.
 func (c *cacheStore) Flight(key, cmd string, ttl time.Duration, now time.Time) (rueidis.RedisMessage, rueidis.CacheEntry) {
+	h := maphash.String(c.seed, key)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if k := c.keys[key]; k != nil {
-		for i := range k.replies {
-			if k.replies[i].cmd != cmd {
-				continue
-			}
-			var m rueidis.RedisMessage
-			if m.CacheUnmarshalView(k.replies[i].msg) == nil && m.CachePXAT() > now.UnixMilli() {
-				c.toFront(k)
-				return m, nil
-			}
-			break
+	if i := c.find(h, key, cmd); i != 0 {
+		var m rueidis.RedisMessage
+		if m.CacheUnmarshalView(c.slots[i].msg()) == nil && m.CachePXAT() > now.UnixMilli() {
+			c.toFront(i)
+			return m, nil
 		}
 	}
 	if c.closed {
@@ -124,15 +140,18 @@ func (c *cacheStore) Update(key, cmd string, val rueidis.RedisMessage) int64 {
 	if xat <= 0 || f.xat < xat {
 		xat = f.xat
 	}
-	buf := val.CacheMarshal(nil)
-	putExpireAt(buf, xat)
+	buf := make([]byte, 0, len(key)+len(cmd)+val.CacheSize())
+	buf = append(append(buf, key...), cmd...)
+	buf = val.CacheMarshal(buf)
+	msg := buf[len(key)+len(cmd):]
+	putExpireAt(msg, xat)
 	var m rueidis.RedisMessage
-	if err := m.CacheUnmarshalView(buf); err != nil {
-		f.val, f.err = val, nil // not kept: the waiters get it as it came
+	if err := m.CacheUnmarshalView(msg); err != nil {
+		f.val = val // not kept: the waiters get it as it came
 		close(f.ch)
 		return xat
 	}
-	c.store(key, cmd, buf)
+	c.store(maphash.String(c.seed, key), key, cmd, buf)
 	f.val = m
 	close(f.ch)
 	return xat
@@ -170,9 +189,7 @@ func (c *cacheStore) Delete(keys []rueidis.RedisMessage) {
 	} else {
 		for i := range keys {
 			if k, err := keys[i].ToString(); err == nil {
-				if e := c.keys[k]; e != nil {
-					c.remove(e)
-				}
+				c.deleteKey(maphash.String(c.seed, k), k)
 			}
 		}
 	}
@@ -204,60 +221,86 @@ func (c *cacheStore) Close(err error) {
 	c.pc.unmarkAll()
 }
 
-// store keeps msg as key's reply to cmd, and makes room for it.
-func (c *cacheStore) store(key, cmd string, msg []byte) {
-	k := c.keys[key]
-	if k == nil {
-		k = &cachedKey{key: key, size: len(key) + cachedKeyOverhead}
-		c.keys[key] = k
-		c.size += k.size
-		c.pushFront(k)
-	} else {
-		c.toFront(k)
-	}
-	size := len(cmd) + len(msg)
-	replaced := false
-	for i := range k.replies {
-		if k.replies[i].cmd == cmd {
-			size -= len(k.replies[i].cmd) + len(k.replies[i].msg)
-			k.replies[i].msg = msg
-			replaced = true
-			break
+// deleteKey removes every reply cached for key.
+func (c *cacheStore) deleteKey(h uint64, key string) {
+	for i := c.index[h]; i != 0; {
+		next := c.slots[i].chain
+		if s := &c.slots[i]; int(s.keyLen) == len(key) && string(s.buf[:s.keyLen]) == key {
+			c.remove(i)
 		}
-	}
-	if !replaced {
-		k.replies = append(k.replies, cachedReply{cmd: cmd, msg: msg})
-	}
-	k.size += size
-	c.size += size
-	for c.size > c.max && c.lru.prev != &c.lru {
-		c.remove(c.lru.prev)
+		i = next
 	}
 }
 
-func (c *cacheStore) remove(k *cachedKey) {
-	k.prev.next, k.next.prev = k.next, k.prev
-	k.prev, k.next = nil, nil
-	delete(c.keys, k.key)
-	c.size -= k.size
+// store keeps buf (key, cmd, reply) as key's reply to cmd, and makes room
+// for it.
+func (c *cacheStore) store(h uint64, key, cmd string, buf []byte) {
+	if i := c.find(h, key, cmd); i != 0 {
+		c.remove(i)
+	}
+	size := len(buf) + slotOverhead
+	if size > c.max {
+		return
+	}
+	for c.size+size > c.max && c.slots[0].prev != 0 {
+		c.remove(c.slots[0].prev)
+	}
+	var i int32
+	if n := len(c.free); n > 0 {
+		i = c.free[n-1]
+		c.free = c.free[:n-1]
+	} else {
+		c.slots = append(c.slots, cacheSlot{})
+		i = int32(len(c.slots) - 1)
+	}
+	c.slots[i] = cacheSlot{hash: h, chain: c.index[h], keyLen: int32(len(key)), cmdLen: int32(len(cmd)), buf: buf}
+	c.index[h] = i
+	c.size += size
+	c.pushFront(i)
+}
+
+// remove frees slot i.
+func (c *cacheStore) remove(i int32) {
+	s := &c.slots[i]
+	c.slots[s.prev].next, c.slots[s.next].prev = s.next, s.prev
+	if first := c.index[s.hash]; first == i {
+		if s.chain == 0 {
+			delete(c.index, s.hash)
+		} else {
+			c.index[s.hash] = s.chain
+		}
+	} else {
+		for j := first; j != 0; j = c.slots[j].chain {
+			if c.slots[j].chain == i {
+				c.slots[j].chain = s.chain
+				break
+			}
+		}
+	}
+	c.size -= len(s.buf) + slotOverhead
+	*s = cacheSlot{}
+	c.free = append(c.free, i)
 }
 
 func (c *cacheStore) flush() {
-	c.keys = map[string]*cachedKey{}
-	c.lru.prev, c.lru.next = &c.lru, &c.lru
+	c.index = map[uint64]int32{}
+	c.slots = make([]cacheSlot, 1, 64)
+	c.free = nil
 	c.size = 0
 }
 
-func (c *cacheStore) pushFront(k *cachedKey) {
-	k.prev, k.next = &c.lru, c.lru.next
-	c.lru.next.prev = k
-	c.lru.next = k
+func (c *cacheStore) pushFront(i int32) {
+	first := c.slots[0].next
+	c.slots[i].prev, c.slots[i].next = 0, first
+	c.slots[first].prev = i
+	c.slots[0].next = i
 }
 
-func (c *cacheStore) toFront(k *cachedKey) {
-	if c.lru.next == k {
+func (c *cacheStore) toFront(i int32) {
+	if c.slots[0].next == i {
 		return
 	}
-	k.prev.next, k.next.prev = k.next, k.prev
-	c.pushFront(k)
+	s := &c.slots[i]
+	c.slots[s.prev].next, c.slots[s.next].prev = s.next, s.prev
+	c.pushFront(i)
 }
