@@ -1,7 +1,6 @@
 package redisstore
 
 import (
-	"container/list"
 	"context"
 	"errors"
 	"fmt"
@@ -67,7 +66,7 @@ func newPooledClient(opts rueidis.ClientOption, logger *zap.Logger, addrs []stri
 	pc := &pooledClient{opts: opts, logger: logger, addrs: addrs, stop: make(chan struct{})}
 	size := opts.CacheSizeEachConn
 	pc.opts.NewCacheStoreFn = func(rueidis.CacheStoreOption) rueidis.CacheStore {
-		return &trackingStore{CacheStore: rueidis.NewSimpleCacheAdapter(newLRU(size)), pc: pc}
+		return newCacheStore(pc, size)
 	}
 	// One attempt now, so that a Redis that is up serves the first
 	// requests; a refused connection fails at once, an unreachable host
@@ -283,98 +282,4 @@ func (pc *pooledClient) register(r prometheus.Registerer, label string) error {
 		}
 	}
 	return nil
-}
-
-// trackingStore is a connection's client-side cache: rueidis's adapter
-// over a bounded LRU, which also ends this instance's marks of the keys
-// Redis invalidates.
-type trackingStore struct {
-	rueidis.CacheStore
-	pc *pooledClient
-}
-
-func (t *trackingStore) Delete(keys []rueidis.RedisMessage) {
-	t.CacheStore.Delete(keys)
-	if keys == nil {
-		t.pc.unmarkAll()
-		return
-	}
-	for i := range keys {
-		if k, err := keys[i].ToString(); err == nil {
-			t.pc.marks.Delete(k)
-		}
-	}
-}
-
-func (t *trackingStore) Close(err error) {
-	t.CacheStore.Close(err)
-	t.pc.unmarkAll()
-}
-
-// lru is a cache of at most max bytes (keys and replies), the least
-// recently used going first.
-type lru struct {
-	mu        sync.Mutex
-	max, size int
-	ll        list.List
-	m         map[string]*list.Element
-}
-
-type lruItem struct {
-	key  string
-	val  rueidis.RedisMessage
-	size int
-}
-
-func newLRU(max int) *lru { return &lru{max: max, m: map[string]*list.Element{}} }
-
-func (c *lru) Get(key string) rueidis.RedisMessage {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	e := c.m[key]
-	if e == nil {
-		return rueidis.RedisMessage{}
-	}
-	c.ll.MoveToFront(e)
-	return e.Value.(*lruItem).val
-}
-
-func (c *lru) Set(key string, val rueidis.RedisMessage) {
-	size := len(key) + val.CacheSize() + 64
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if e := c.m[key]; e != nil {
-		c.remove(e)
-	}
-	if size > c.max {
-		return
-	}
-	c.m[key] = c.ll.PushFront(&lruItem{key: key, val: val, size: size})
-	c.size += size
-	for c.size > c.max {
-		c.remove(c.ll.Back())
-	}
-}
-
-func (c *lru) remove(e *list.Element) {
-	it := e.Value.(*lruItem)
-	c.ll.Remove(e)
-	delete(c.m, it.key)
-	c.size -= it.size
-}
-
-func (c *lru) Del(key string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if e := c.m[key]; e != nil {
-		c.remove(e)
-	}
-}
-
-func (c *lru) Flush() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.ll.Init()
-	c.m = map[string]*list.Element{}
-	c.size = 0
 }

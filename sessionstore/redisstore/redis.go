@@ -399,5 +399,5 @@ var (
 	_ caddy.Validator        = (*RedisStore)(nil)
 	_ caddy.CleanerUpper     = (*RedisStore)(nil)
 	_ caddy.Destructor       = (*pooledClient)(nil)
-	_ rueidis.SimpleCache    = (*lru)(nil)
+	_ rueidis.CacheStore     = (*cacheStore)(nil)
 )
