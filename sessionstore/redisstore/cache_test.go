@@ -228,3 +228,44 @@ func TestOutageFailsFastAndRecovers(t *testing.T) {
 		t.Errorf("after the restart Load = %s", got)
 	}
 }
+
+// TestCachedSessionFastPath: once a session's replies are cached, Load
+// finds them in the connections' caches directly (which relies on how
+// rueidis names the commands in the store: getCmd, hmgetCmd), with the
+// data's normal form noted, and a change still reaches it.
+func TestCachedSessionFastPath(t *testing.T) {
+	srv := redistest.Start(t)
+	s := provision(t, &RedisStore{Address: []string{srv.URL()}})
+	for _, key := range []string{"session:f", "x{tag}y"} {
+		if _, err := s.Patch(bg, key, []string{`{"n":1}`}, sessionstore.PatchOptions{TTL: time.Hour, Create: true, Scope: "site"}); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "the session is read", func() bool { return loadData(s, key) == `{"n":1}` })
+		eventually(t, "the replies are cached", func() bool {
+			loadData(s, key) // through the cache once the write's mark is gone
+			_, _, canon, ok := s.pc.cachedSession(key, metaKey(key), time.Now().UnixMilli())
+			return ok && canon
+		})
+		e, err := s.Load(bg, key, time.Hour)
+		if err != nil || e.Data != `{"n":1}` || e.Meta.Scope != "site" {
+			t.Fatalf("Load = %+v, %v", e, err)
+		}
+		if _, err := s.Patch(bg, key, []string{`{"n":2}`}, sessionstore.PatchOptions{TTL: time.Hour}); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "the change is read", func() bool { return loadData(s, key) == `{"n":2}` })
+	}
+	// Stored text not in normal form is normalized on a cached read too.
+	srv.Client().Set(bg, "session:g", `{ "b": 1, "a": 2 }`, time.Hour)
+	want, _ := json.Marshal(map[string]int{"a": 2, "b": 1})
+	eventually(t, "the session is read", func() bool { return loadData(s, "session:g") != "" })
+	first := loadData(s, "session:g")
+	eventually(t, "the replies are cached", func() bool {
+		loadData(s, "session:g")
+		_, _, canon, ok := s.pc.cachedSession("session:g", metaKey("session:g"), time.Now().UnixMilli())
+		return ok && !canon
+	})
+	if got := loadData(s, "session:g"); got != first || got == `{ "b": 1, "a": 2 }` {
+		t.Fatalf("cached read = %s, first read %s (want normalized, e.g. %s)", got, first, want)
+	}
+}

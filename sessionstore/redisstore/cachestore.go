@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/redis/rueidis"
+
+	"github.com/caddy-session/caddy-session/sessionstore/mergepatch"
 )
 
 // cacheStore is a connection's client-side cache: a rueidis.CacheStore of
@@ -41,6 +43,10 @@ type cacheStore struct {
 	free    []int32
 	flights map[flightKey]*cacheFlight
 	closed  bool
+	// listed: in pc's stores, which it joins with its first reply (a
+	// store whose connection never came up is never closed) and leaves
+	// when closed.
+	listed bool
 }
 
 // A cacheSlot holds one cached reply: buf is the key, the command and the
@@ -50,7 +56,11 @@ type cacheSlot struct {
 	hash              uint64
 	prev, next, chain int32 // chain: the next slot of the same hash, 0 for none
 	keyLen, cmdLen    int32
-	buf               []byte
+	// canon: the reply is a string already in mergepatch.Normalize's
+	// form (a compact ASCII JSON object), so a read of it needs no
+	// normalizing. Set when the reply is stored, for GET replies.
+	canon bool
+	buf   []byte
 }
 
 func (s *cacheSlot) is(key, cmd string) bool {
@@ -151,7 +161,11 @@ func (c *cacheStore) Update(key, cmd string, val rueidis.RedisMessage) int64 {
 		close(f.ch)
 		return xat
 	}
-	c.store(maphash.String(c.seed, key), key, cmd, buf)
+	c.store(maphash.String(c.seed, key), key, cmd, buf, cmd == getCmd && isCanonString(&m))
+	if !c.listed {
+		c.listed = true
+		c.pc.addStore(c)
+	}
 	f.val = m
 	close(f.ch)
 	return xat
@@ -218,7 +232,49 @@ func (c *cacheStore) Close(err error) {
 		close(f.ch)
 	}
 	c.mu.Unlock()
+	c.pc.removeStore(c)
 	c.pc.unmarkAll()
+}
+
+// The cache's commands of a session read, as rueidis names them in the
+// store (cmds.CacheKey: the command without its key, each part but a
+// lone command's led by its length): GET key, and HMGET of the metadata.
+// Should rueidis name them otherwise, cachedSession finds nothing and
+// every read takes DoMultiCache's way (TestCachedSessionFastPath fails).
+const (
+	getCmd   = "GET"
+	hmgetCmd = "\x05HMGET\x07created\x06expiry\x05scope"
+)
+
+// isCanonString reports whether m is a string that mergepatch.Normalize
+// returns as it is.
+func isCanonString(m *rueidis.RedisMessage) bool {
+	s, err := m.ToString()
+	return err == nil && mergepatch.IsCompactASCIIObject(s)
+}
+
+// cachedSession reads a session's cached replies, the GET of key and the
+// HMGET of its metadata under mkey, under one lock, as Flight would for
+// each (the same expiry check and LRU update): ok only if both are
+// cached and unexpired. canon reports the GET reply needs no normalizing.
+// The messages view the slots' buffers, which are never written once
+// stored.
+func (c *cacheStore) cachedSession(key, mkey string, nowMs int64) (get, meta rueidis.RedisMessage, canon, ok bool) {
+	hk, hm := maphash.String(c.seed, key), maphash.String(c.seed, mkey)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	i := c.find(hk, key, getCmd)
+	if i == 0 || get.CacheUnmarshalView(c.slots[i].msg()) != nil || get.CachePXAT() <= nowMs {
+		return get, meta, false, false
+	}
+	j := c.find(hm, mkey, hmgetCmd)
+	if j == 0 || meta.CacheUnmarshalView(c.slots[j].msg()) != nil || meta.CachePXAT() <= nowMs {
+		return get, meta, false, false
+	}
+	canon = c.slots[i].canon
+	c.toFront(j)
+	c.toFront(i)
+	return get, meta, canon, true
 }
 
 // deleteKey removes every reply cached for key.
@@ -234,7 +290,7 @@ func (c *cacheStore) deleteKey(h uint64, key string) {
 
 // store keeps buf (key, cmd, reply) as key's reply to cmd, and makes room
 // for it.
-func (c *cacheStore) store(h uint64, key, cmd string, buf []byte) {
+func (c *cacheStore) store(h uint64, key, cmd string, buf []byte, canon bool) {
 	if i := c.find(h, key, cmd); i != 0 {
 		c.remove(i)
 	}
@@ -253,7 +309,7 @@ func (c *cacheStore) store(h uint64, key, cmd string, buf []byte) {
 		c.slots = append(c.slots, cacheSlot{})
 		i = int32(len(c.slots) - 1)
 	}
-	c.slots[i] = cacheSlot{hash: h, chain: c.index[h], keyLen: int32(len(key)), cmdLen: int32(len(cmd)), buf: buf}
+	c.slots[i] = cacheSlot{hash: h, chain: c.index[h], keyLen: int32(len(key)), cmdLen: int32(len(cmd)), canon: canon, buf: buf}
 	c.index[h] = i
 	c.size += size
 	c.pushFront(i)

@@ -51,6 +51,55 @@ type pooledClient struct {
 	// reads past the cache. A mark ends with the invalidation, or after
 	// markLife.
 	marks sync.Map // key -> time.Time
+
+	// stores are the client-side caches of the connections that have
+	// cached something and are not closed, for Load to read without
+	// building commands (copied on write).
+	storesMu sync.Mutex
+	stores   atomic.Pointer[[]*cacheStore]
+}
+
+func (pc *pooledClient) addStore(c *cacheStore) {
+	pc.storesMu.Lock()
+	defer pc.storesMu.Unlock()
+	var list []*cacheStore
+	if p := pc.stores.Load(); p != nil {
+		list = append(list, *p...)
+	}
+	list = append(list, c)
+	pc.stores.Store(&list)
+}
+
+func (pc *pooledClient) removeStore(c *cacheStore) {
+	pc.storesMu.Lock()
+	defer pc.storesMu.Unlock()
+	p := pc.stores.Load()
+	if p == nil {
+		return
+	}
+	list := make([]*cacheStore, 0, len(*p))
+	for _, s := range *p {
+		if s != c {
+			list = append(list, s)
+		}
+	}
+	pc.stores.Store(&list)
+}
+
+// cachedSession finds a session's cached replies in the connections'
+// caches: each is valid for as long as its connection's cache holds it,
+// since Redis invalidates a key in every connection that read it.
+func (pc *pooledClient) cachedSession(key, mkey string, nowMs int64) (get, meta rueidis.RedisMessage, canon, ok bool) {
+	p := pc.stores.Load()
+	if p == nil {
+		return
+	}
+	for _, c := range *p {
+		if get, meta, canon, ok = c.cachedSession(key, mkey, nowMs); ok {
+			return
+		}
+	}
+	return
 }
 
 const (

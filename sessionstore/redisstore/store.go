@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/redis/rueidis"
 
@@ -28,13 +29,34 @@ func metaKey(key string) string   { return sideKey(key, "meta") }
 func markerKey(key string) string { return sideKey(key, "renewed") }
 func movedKey(key string) string  { return sideKey(key, "moved") }
 func sideKey(key, what string) string {
-	if open := strings.IndexByte(key, '{'); open >= 0 {
-		if end := strings.IndexByte(key[open+1:], '}'); end > 0 {
-			return key + ":" + what // key has a hash tag already: keep it
-		}
+	if hasHashTag(key) {
+		return key + ":" + what // key has a hash tag already: keep it
 	}
 	return "{" + key + "}:" + what
 }
+
+func hasHashTag(key string) bool {
+	if open := strings.IndexByte(key, '{'); open >= 0 {
+		if end := strings.IndexByte(key[open+1:], '}'); end > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// appendSideKey appends sideKey(key, what) to b.
+func appendSideKey(b []byte, key, what string) []byte {
+	if hasHashTag(key) {
+		b = append(b, key...)
+	} else {
+		b = append(append(append(b, '{'), key...), '}')
+	}
+	return append(append(b, ':'), what...)
+}
+
+// viewString is b as a string, sharing its bytes: for a string used only
+// while b is neither written nor gone.
+func viewString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 // loadScript reads a session and renews its lifetime when due, in one round
 // trip. For a session with a TTL, the time since its last renewal is the TTL
@@ -206,14 +228,30 @@ func (s *RedisStore) Load(ctx context.Context, key string, ttl time.Duration) (s
 // is false when the script must answer instead: the key is absent (it may
 // have moved), or its lifetime is due for renewal.
 func (s *RedisStore) loadCached(ctx context.Context, c rueidis.Client, key string, ttl time.Duration) (sessionstore.Entry, bool, error) {
-	res := c.DoMultiCache(ctx,
-		rueidis.CT(c.B().Get().Key(key).Cache(), cacheTTL),
-		rueidis.CT(c.B().Hmget().Key(metaKey(key)).Field("created", "expiry", "scope").Cache(), cacheTTL))
-	get := res[0]
-	if get.IsCacheHit() {
+	now := time.Now()
+	// The replies as the connections' caches hold them, without building
+	// the commands or the metadata's key; else through rueidis, which
+	// reads them from Redis and caches them when they are not there.
+	var mkBuf [96]byte
+	get, meta, canon, ok := s.pc.cachedSession(key, viewString(appendSideKey(mkBuf[:0], key, "meta")), now.UnixMilli())
+	var getErr, metaErr error
+	if ok {
 		s.pc.hits.Add(1)
 	} else {
-		s.pc.misses.Add(1)
+		res := c.DoMultiCache(ctx,
+			rueidis.CT(c.B().Get().Key(key).Cache(), cacheTTL),
+			rueidis.CT(c.B().Hmget().Key(metaKey(key)).Field("created", "expiry", "scope").Cache(), cacheTTL))
+		if res[0].IsCacheHit() {
+			s.pc.hits.Add(1)
+		} else {
+			s.pc.misses.Add(1)
+		}
+		get, _ = res[0].ToMessage()
+		meta, _ = res[1].ToMessage()
+		getErr, metaErr = res[0].NonRedisError(), res[1].NonRedisError()
+	}
+	if getErr != nil {
+		return sessionstore.Entry{}, false, getErr
 	}
 	raw, err := get.ToString()
 	if rueidis.IsRedisNil(err) {
@@ -222,7 +260,10 @@ func (s *RedisStore) loadCached(ctx context.Context, c rueidis.Client, key strin
 	if err != nil {
 		return sessionstore.Entry{}, false, err
 	}
-	fields, err := res[1].ToArray()
+	if metaErr != nil {
+		return sessionstore.Entry{}, false, metaErr
+	}
+	fields, err := meta.ToArray()
 	if err != nil {
 		return sessionstore.Entry{}, false, err
 	}
@@ -230,9 +271,9 @@ func (s *RedisStore) loadCached(ctx context.Context, c rueidis.Client, key strin
 	for i := range min(len(fields), 3) {
 		f[i], _ = fields[i].ToString()
 	}
-	meta := parseMeta(f[0], f[1], f[2])
-	eff := sessionstore.EffectiveTTL(meta.Expiry, ttl)
-	left := time.Duration(get.CachePXAT()-time.Now().UnixMilli()) * time.Millisecond
+	m := parseMeta(f[0], f[1], f[2])
+	eff := sessionstore.EffectiveTTL(m.Expiry, ttl)
+	left := time.Duration(get.CachePXAT()-now.UnixMilli()) * time.Millisecond
 	if eff > 0 {
 		if left > noServerTTL || eff-left >= max(sessionstore.RenewInterval(eff), time.Millisecond) {
 			return sessionstore.Entry{}, false, nil
@@ -249,11 +290,13 @@ func (s *RedisStore) loadCached(ctx context.Context, c rueidis.Client, key strin
 			return sessionstore.Entry{}, false, err
 		}
 	}
-	data, err := mergepatch.Normalize(raw)
-	if err != nil {
-		return sessionstore.Entry{}, false, &storeError{fmt.Errorf("stored session data: %w", err)}
+	data := raw
+	if !canon { // checked when the reply was cached
+		if data, err = mergepatch.Normalize(raw); err != nil {
+			return sessionstore.Entry{}, false, &storeError{fmt.Errorf("stored session data: %w", err)}
+		}
 	}
-	return sessionstore.Entry{Data: data, Meta: meta}, true, nil
+	return sessionstore.Entry{Data: data, Meta: m}, true, nil
 }
 
 // loadScripted reads key in one script, renewing it when due.
@@ -294,14 +337,19 @@ func (s *RedisStore) loadScripted(ctx context.Context, c rueidis.Client, key str
 // stays zero.
 func parseMeta(created, ownExpiry, scope string) sessionstore.Meta {
 	m := sessionstore.Meta{Scope: scope}
-	if ms, err := strconv.ParseInt(created, 10, 64); err == nil && ms > 0 {
-		m.Created = time.UnixMilli(ms)
+	// An absent field is skipped, not parsed: ParseInt's error allocates.
+	if created != "" {
+		if ms, err := strconv.ParseInt(created, 10, 64); err == nil && ms > 0 {
+			m.Created = time.UnixMilli(ms)
+		}
 	}
-	if ms, err := strconv.ParseInt(ownExpiry, 10, 64); err == nil {
-		if ms < 0 {
-			m.Expiry = sessionstore.Permanent
-		} else {
-			m.Expiry = time.Duration(ms) * time.Millisecond
+	if ownExpiry != "" {
+		if ms, err := strconv.ParseInt(ownExpiry, 10, 64); err == nil {
+			if ms < 0 {
+				m.Expiry = sessionstore.Permanent
+			} else {
+				m.Expiry = time.Duration(ms) * time.Millisecond
+			}
 		}
 	}
 	return m
