@@ -2,9 +2,7 @@ package tests
 
 import (
 	"context"
-	"fmt"
 	"net/http"
-	"sync"
 	"testing"
 	"time"
 
@@ -98,35 +96,6 @@ func TestRedisCacheTwoInstances(t *testing.T) {
 			_, s := get("/", "Cookie: session="+id3)
 			return s.get("X-Session-New") == "true"
 		})
-	}
-}
-
-func TestRedisCacheConcurrentWritersOfOneSession(t *testing.T) {
-	srv := redistest.Start(t)
-	up := startUpstream(t)
-	loadTwoInstances(t, up, srv.URL(), "")
-	c := newClient(t)
-	c.get("/" + set(`{"start":true}`))
-
-	const writers = 32
-	var wg sync.WaitGroup
-	for i := range writers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			path := "/" + set(fmt.Sprintf(`{"k%d":%d}`, i, i))
-			if i%2 == 0 {
-				c.get(path)
-			} else {
-				c.on2(path)
-			}
-		}()
-	}
-	wg.Wait()
-	_, s := c.get("/")
-	got := mustJSON(t, s.get("X-Session-Data"))
-	if len(got) != writers+1 {
-		t.Errorf("the session holds %d keys, want %d: writes were lost", len(got), writers+1)
 	}
 }
 

@@ -356,6 +356,18 @@ reverse_proxy {upstream}`)
 	if got := metricValue(t, "caddy_session_store_duration_seconds_count", `backend="memory"`, `operation="load"`); got-loadsBefore > 1 {
 		t.Errorf("2000 copies of a cookie cost %v store lookups, want at most 1", got-loadsBefore)
 	}
+	// 500 distinct well-formed IDs cost at most 4 lookups.
+	var distinct strings.Builder
+	for i := range 500 {
+		fmt.Fprintf(&distinct, "sid=%032x; ", i+1)
+	}
+	loadsBefore = metricValue(t, "caddy_session_store_duration_seconds_count", `backend="memory"`, `operation="load"`)
+	if resp, s := newClient(t).get("/", "Cookie: "+distinct.String()); resp.StatusCode != 200 || s.get("X-Session-New") != "true" {
+		t.Errorf("500 distinct IDs: status %d, new %s", resp.StatusCode, s.get("X-Session-New"))
+	}
+	if got := metricValue(t, "caddy_session_store_duration_seconds_count", `backend="memory"`, `operation="load"`); got-loadsBefore > 4 {
+		t.Errorf("500 distinct IDs cost %v store lookups, want at most 4", got-loadsBefore)
+	}
 	// The real session still opens, among copies of a stale one.
 	_, s := newClient(t).get("/", "Cookie: sid=junk; sid="+id+"; sid=junk2")
 	if s.get("X-Session-Id") != id {
