@@ -61,7 +61,36 @@ type Meta struct {
 	// isolation); empty for a session stored before scopes, which any
 	// site accepts. At most MaxScopeLength bytes.
 	Scope string
+	// Subject names the session's owner (X-Session-Subject), by which a
+	// SubjectIndex finds it; empty when it has none. Printable ASCII, at
+	// most MaxSubjectLength bytes.
+	Subject string
+	// Persist is the session's own choice of cookie (X-Session-Persist).
+	Persist Persist
+	// UserAgent and Addr are the client's user agent and address as the
+	// handler recorded them (its `record` option), already shortened, for
+	// a list of a subject's sessions; empty when not recorded. At most
+	// MaxRecordLength bytes each.
+	UserAgent string
+	Addr      string
 }
+
+// MaxSubjectLength bounds a Meta.Subject.
+const MaxSubjectLength = 256
+
+// MaxRecordLength bounds a Meta.UserAgent and a Meta.Addr.
+const MaxRecordLength = 128
+
+// Persist is a session's own choice between a persistent cookie and a
+// browser-session one, which overrides the handler's sessioncookie.
+type Persist uint8
+
+// The values of Persist.
+const (
+	PersistDefault Persist = iota // the handler's sessioncookie decides
+	PersistOn                     // a persistent cookie, with Max-Age
+	PersistOff                    // a browser-session cookie, without
+)
 
 // Entry is a loaded session.
 type Entry struct {
@@ -90,6 +119,16 @@ type PatchOptions struct {
 	// Scope, when not empty, is recorded as the entry's scope when it has
 	// none: a new entry, or one stored before scopes.
 	Scope string
+	// Subject, when not nil, sets the entry's subject; an empty one
+	// removes it. The entry then is (or is no longer) among the subject's
+	// sessions in a SubjectIndex.
+	Subject *string
+	// Persist, when not PersistDefault, sets the entry's Persist.
+	Persist Persist
+	// UserAgent and Addr, when not empty, replace what the entry has
+	// recorded of its client.
+	UserAgent string
+	Addr      string
 }
 
 // RenameOptions shape a Rename.
@@ -133,7 +172,7 @@ type Store interface {
 	// included). Deleting an absent key is not an error.
 	Delete(ctx context.Context, key string) error
 
-	// Rename moves the entry under oldKey, with its Meta, to newKey with a
+	// Rename moves the entry under oldKey, with all its Meta, to newKey with a
 	// fresh lifetime of opts.TTL (or its own Expiry), as one atomic change:
 	// no reader sees both or neither. With opts.Grace it leaves a grace
 	// record under oldKey. It returns ErrNotFound when oldKey holds no
@@ -170,6 +209,38 @@ func EffectiveTTL(own, ttl time.Duration) time.Duration {
 		return own
 	}
 	return ttl
+}
+
+// SubjectSession is one session of a subject, as a SubjectIndex lists it.
+type SubjectSession struct {
+	Key  string // the session's key
+	Meta Meta
+	// LastSeen is when the session was last written or had its lifetime
+	// renewed, which is as often as it is written to for being used.
+	LastSeen time.Time
+}
+
+// MaxSubjectSessions bounds the sessions a SubjectIndex lists at once.
+const MaxSubjectSessions = 1000
+
+// SubjectIndex is implemented by stores that find sessions by their
+// Meta.Subject: to list a user's sessions and to end them ("sign out
+// everywhere"). An index may hold stale entries for a while (sessions that
+// expired, or moved to a new key by a Rename) as long as it never lists
+// nor counts them, and it drops them when it finds them; it must never
+// miss a live session of the subject.
+type SubjectIndex interface {
+	// ListSubject returns up to limit (at most MaxSubjectSessions) of the
+	// live sessions whose subject is subject, the most recently seen
+	// first, and how many the subject has in all. A grace record is not
+	// a session. Nothing is renewed.
+	ListSubject(ctx context.Context, subject string, limit int) (sessions []SubjectSession, total int, err error)
+
+	// DeleteSubject deletes every session of subject except the one
+	// under keep (none when keep is empty), each as Delete would, and
+	// returns how many it deleted. When it returns, none of them can be
+	// loaded through this store or any store sharing its data.
+	DeleteSubject(ctx context.Context, subject, keep string) (int, error)
 }
 
 // FailurePolicy is implemented by stores that can be unreachable, such as

@@ -50,7 +50,7 @@ type Harness struct {
 // Run runs the suite: every subtest gets a new store from newHarness.
 func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
 	t.Helper()
-	for _, tc := range []struct {
+	for _, tc := range append([]struct {
 		name string
 		run  func(t *testing.T, h Harness)
 	}{
@@ -73,7 +73,7 @@ func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
 		{"RenameGraceEnds", testRenameGraceEnds},
 		{"Scope", testScope},
 		{"Removals", testRemovals},
-	} {
+	}, subjectTests...) {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t)
 			if h.Now == nil {
