@@ -225,22 +225,26 @@ const MaxSubjectSessions = 1000
 
 // SubjectIndex is implemented by stores that find sessions by their
 // Meta.Subject: to list a user's sessions and to end them ("sign out
-// everywhere"). An index may hold stale entries for a while (sessions that
-// expired, or moved to a new key by a Rename) as long as it never lists
-// nor counts them, and it drops them when it finds them; it must never
-// miss a live session of the subject.
+// everywhere"). A subject is looked for among the keys that begin with a
+// prefix (the handler's), so that apps sharing a store never see each
+// other's users' sessions, however their subjects are named.
+//
+// An index may hold stale entries for a while (sessions that expired, or
+// moved to a new key by a Rename) as long as it never lists, counts nor
+// deletes them, and drops them when it finds them; it must never miss a
+// live session of the subject.
 type SubjectIndex interface {
-	// ListSubject returns up to limit (at most MaxSubjectSessions) of the
-	// live sessions whose subject is subject, the most recently seen
-	// first, and how many the subject has in all. A grace record is not
-	// a session. Nothing is renewed.
-	ListSubject(ctx context.Context, subject string, limit int) (sessions []SubjectSession, total int, err error)
+	// ListSubject returns up to limit (at most MaxSubjectSessions) of
+	// the live sessions under keys beginning with prefix whose subject is
+	// subject, the most recently seen first, and how many there are in
+	// all. A grace record is not a session. Nothing is renewed.
+	ListSubject(ctx context.Context, prefix, subject string, limit int) (sessions []SubjectSession, total int, err error)
 
-	// DeleteSubject deletes every session of subject except the one
-	// under keep (none when keep is empty), each as Delete would, and
-	// returns how many it deleted. When it returns, none of them can be
-	// loaded through this store or any store sharing its data.
-	DeleteSubject(ctx context.Context, subject, keep string) (int, error)
+	// DeleteSubject deletes the sessions ListSubject would find, each as
+	// Delete would, except those keep (when not nil) keeps, and returns
+	// how many it deleted. When it returns, none of them can be loaded
+	// through this store or any store sharing its data.
+	DeleteSubject(ctx context.Context, prefix, subject string, keep func(SubjectSession) bool) (int, error)
 }
 
 // FailurePolicy is implemented by stores that can be unreachable, such as

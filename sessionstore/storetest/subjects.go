@@ -26,9 +26,15 @@ var subjectTests = []struct {
 	{"SubjectGone", testSubjectGone},
 	{"SubjectExpired", testSubjectExpired},
 	{"DeleteSubject", testDeleteSubject},
+	{"SubjectPrefix", testSubjectPrefix},
 }
 
 func strPtr(s string) *string { return &s }
+
+// keepKey keeps the session under key.
+func keepKey(key string) func(sessionstore.SubjectSession) bool {
+	return func(s sessionstore.SubjectSession) bool { return s.Key == key }
+}
 
 // index returns the store's SubjectIndex: every store of this project has
 // one.
@@ -51,7 +57,7 @@ func (h Harness) login(t *testing.T, key, subject string) {
 // the total.
 func (h Harness) listKeys(t *testing.T, subject string, limit int) ([]string, int) {
 	t.Helper()
-	list, total, err := h.index(t).ListSubject(bg, subject, limit)
+	list, total, err := h.index(t).ListSubject(bg, "", subject, limit)
 	if err != nil {
 		t.Fatalf("ListSubject(%q, %d): %v", subject, limit, err)
 	}
@@ -135,7 +141,7 @@ func testSubjectList(t *testing.T, h Harness) {
 	}
 	h.wantSubject(t, "bob", "b1")
 	h.wantSubject(t, "carol")
-	list, _, err := h.index(t).ListSubject(bg, "alice", 10)
+	list, _, err := h.index(t).ListSubject(bg, "", "alice", 10)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,7 +234,7 @@ func testDeleteSubject(t *testing.T, h Harness) {
 		h.login(t, k, "alice")
 	}
 	h.login(t, "b1", "bob")
-	n, err := idx.DeleteSubject(bg, "alice", "d1")
+	n, err := idx.DeleteSubject(bg, "", "alice", keepKey("d1"))
 	if err != nil || n != 2 {
 		t.Fatalf("DeleteSubject(alice, keep d1) = %d, %v; want 2", n, err)
 	}
@@ -239,13 +245,13 @@ func testDeleteSubject(t *testing.T, h Harness) {
 	h.wantSubject(t, "alice", "d1")
 	h.wantLen(t, 2)
 
-	n, err = idx.DeleteSubject(bg, "alice", "")
+	n, err = idx.DeleteSubject(bg, "", "alice", nil)
 	if err != nil || n != 1 {
 		t.Fatalf("DeleteSubject(alice) = %d, %v; want 1", n, err)
 	}
 	h.wantGone(t, "d1")
 	h.wantSubject(t, "alice")
-	if n, err := idx.DeleteSubject(bg, "nobody", ""); err != nil || n != 0 {
+	if n, err := idx.DeleteSubject(bg, "", "nobody", nil); err != nil || n != 0 {
 		t.Errorf("DeleteSubject(nobody) = %d, %v; want 0", n, err)
 	}
 
@@ -255,11 +261,47 @@ func testDeleteSubject(t *testing.T, h Harness) {
 	if err := h.Store.Rename(bg, "r1", "r2", sessionstore.RenameOptions{TTL: h.TTL, Grace: h.TTL}); err != nil {
 		t.Fatal(err)
 	}
-	if n, err := idx.DeleteSubject(bg, "carol", ""); err != nil || n != 1 {
+	if n, err := idx.DeleteSubject(bg, "", "carol", nil); err != nil || n != 1 {
 		t.Fatalf("DeleteSubject(carol) = %d, %v; want 1", n, err)
 	}
 	h.wantGone(t, "r2")
 	if _, err := h.Store.Patch(bg, "r2", []string{`{"a":1}`}, sessionstore.PatchOptions{TTL: h.TTL}); !errors.Is(err, sessionstore.ErrNotFound) {
 		t.Errorf("Patch of a revoked session: %v, want ErrNotFound", err)
 	}
+}
+
+// testSubjectPrefix: apps sharing a store, each under its own prefix, see
+// only their own sessions of a subject of the same name.
+func testSubjectPrefix(t *testing.T, h Harness) {
+	idx := h.index(t)
+	h.login(t, "app1:a", "42")
+	h.login(t, "app1:b", "42")
+	h.login(t, "app2:a", "42")
+	for _, tt := range []struct {
+		prefix string
+		want   []string
+	}{
+		{"app1:", []string{"app1:a", "app1:b"}},
+		{"app2:", []string{"app2:a"}},
+		{"app3:", nil},
+		{"", []string{"app1:a", "app1:b", "app2:a"}},
+	} {
+		list, total, err := idx.ListSubject(bg, tt.prefix, "42", 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, s := range list {
+			got = append(got, s.Key)
+		}
+		slices.Sort(got)
+		if !slices.Equal(got, tt.want) || total != len(tt.want) {
+			t.Errorf("ListSubject(%q, 42) = %q, total %d; want %q", tt.prefix, got, total, tt.want)
+		}
+	}
+	if n, err := idx.DeleteSubject(bg, "app1:", "42", nil); err != nil || n != 2 {
+		t.Fatalf("DeleteSubject(app1:, 42) = %d, %v; want 2", n, err)
+	}
+	h.wantGone(t, "app1:a")
+	h.wantData(t, "app2:a", `{"user":"42"}`)
 }
