@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
 
 	"github.com/caddy-session/caddy-session/sessionstore"
 )
@@ -24,6 +25,10 @@ func init() {
 //	GET    /session/<session_name>/<id> one session: its data and remaining lifetime
 //	DELETE /session/<session_name>/<id> revoke it: the next request with its
 //	                                    cookie starts a new session
+//	GET    /session/<session_name>/?subject=<subject>
+//	                                    the subject's sessions, by handle
+//	DELETE /session/<session_name>/?subject=<subject>
+//	                                    revoke every one of them
 //
 // Where several handlers share a session_name, the routes act on each
 // store they use.
@@ -79,8 +84,9 @@ func (a adminAPI) serve(w http.ResponseWriter, r *http.Request) error {
 		return a.list(w)
 	}
 	name, id, ok := strings.Cut(rest, "/")
-	if !ok || name == "" || id == "" || strings.Contains(id, "/") {
-		return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: errors.New("not found: use /session/ or /session/<session_name>/<id>")}
+	bySubject := ok && id == "" && r.URL.Query().Has("subject")
+	if !ok || name == "" || id == "" && !bySubject || strings.Contains(id, "/") {
+		return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: errors.New("not found: use /session/, /session/<session_name>/<id> or /session/<session_name>/?subject=<subject>")}
 	}
 	switch r.Method {
 	case http.MethodGet, http.MethodDelete:
@@ -93,6 +99,16 @@ func (a adminAPI) serve(w http.ResponseWriter, r *http.Request) error {
 	}
 	if len(stores) == 0 {
 		return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: fmt.Errorf("no session named %q is configured", name)}
+	}
+	if bySubject {
+		subject := r.URL.Query().Get("subject")
+		if subject == "" || !validSubject(subject) {
+			return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: fmt.Errorf("subject: want printable ASCII of 1 to %d bytes", sessionstore.MaxSubjectLength)}
+		}
+		if r.Method == http.MethodGet {
+			return a.getSubject(w, r, name, subject, stores)
+		}
+		return a.revokeSubject(w, r, subject, stores)
 	}
 	if !validID(id) {
 		return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: errors.New("no such session: not a session ID")}
@@ -166,11 +182,75 @@ func (adminAPI) revoke(w http.ResponseWriter, r *http.Request, id string, stores
 			return caddy.APIError{HTTPStatus: http.StatusBadGateway, Err: fmt.Errorf("revoking the session in store %s: %w", s.backend, err)}
 		}
 		revoked++
-		s.handler.metrics.destroyed(destroyedRevoked)
+		s.handler.metrics.revoked(revokedByAdmin, 1)
 		s.handler.logEvent("session revoked through the admin API", id)
 	}
 	if revoked == 0 {
 		return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: errors.New("no such session")}
+	}
+	return writeJSON(w, map[string]int{"revoked": revoked})
+}
+
+// subjectStore is one store's sessions of a subject in
+// GET /session/<session_name>/?subject=.
+type subjectStore struct {
+	Store    string       `json:"store"`
+	Prefix   string       `json:"prefix"`
+	Sessions []deviceJSON `json:"sessions"`
+	// Total is how many sessions the subject has there, of which the
+	// first (most recently seen) MaxSubjectSessions are listed.
+	Total int `json:"total"`
+}
+
+// subjectIndexes keeps the stores that can find sessions by subject, and
+// fails when none can.
+func subjectIndexes(stores []prefixedStore) ([]prefixedStore, error) {
+	var out []prefixedStore
+	for _, s := range stores {
+		if s.handler.subjects != nil {
+			out = append(out, s)
+		}
+	}
+	if len(out) == 0 {
+		return nil, caddy.APIError{HTTPStatus: http.StatusNotImplemented, Err: errors.New("no store of this session_name can find sessions by subject")}
+	}
+	return out, nil
+}
+
+func (adminAPI) getSubject(w http.ResponseWriter, r *http.Request, name, subject string, stores []prefixedStore) error {
+	stores, err := subjectIndexes(stores)
+	if err != nil {
+		return err
+	}
+	out := []subjectStore{}
+	for _, s := range stores {
+		list, total, err := s.handler.subjectSessions(r.Context(), nil, subject, sessionstore.MaxSubjectSessions)
+		if err != nil {
+			return caddy.APIError{HTTPStatus: http.StatusBadGateway, Err: fmt.Errorf("listing the subject's sessions in store %s: %w", s.backend, err)}
+		}
+		one := subjectStore{Store: s.backend, Prefix: s.prefix, Sessions: make([]deviceJSON, 0, len(list)), Total: total}
+		for _, sess := range list {
+			one.Sessions = append(one.Sessions, s.handler.deviceOf(sess, ""))
+		}
+		out = append(out, one)
+	}
+	return writeJSON(w, map[string]any{"session_name": name, "subject": subject, "stores": out})
+}
+
+func (adminAPI) revokeSubject(w http.ResponseWriter, r *http.Request, subject string, stores []prefixedStore) error {
+	stores, err := subjectIndexes(stores)
+	if err != nil {
+		return err
+	}
+	revoked := 0
+	for _, s := range stores {
+		n, err := s.handler.deleteSubject(r.Context(), nil, subject, revokedByAdmin, nil)
+		revoked += n
+		if err != nil {
+			return caddy.APIError{HTTPStatus: http.StatusBadGateway, Err: fmt.Errorf("revoking the subject's sessions in store %s (%d revoked before the error): %w", s.backend, revoked, err)}
+		}
+		s.handler.logger.Info("sessions of a subject revoked through the admin API",
+			zap.String("session_name", s.sessionName), zap.Int("sessions", n))
 	}
 	return writeJSON(w, map[string]int{"revoked": revoked})
 }

@@ -48,6 +48,8 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		max_size       <bytes>|<size>
 //		regenerate_grace <duration>
 //		scope          <name>
+//		devices        <path>
+//		record         user_agent|ip|full_ip...
 //		store          <backend> {
 //			<backend options>
 //		}
@@ -85,7 +87,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 var handlerOptions = []string{
 	"cookie_name", "domain", "path", "expiry", "httponly", "sessioncookie",
 	"samesite", "secure", "prefix", "session_name", "forward_cookie",
-	"secret", "max_lifetime", "max_size", "regenerate_grace", "scope", "store",
+	"secret", "max_lifetime", "max_size", "regenerate_grace", "scope", "devices", "record", "store",
 }
 
 // unmarshalOption parses the option at the dispenser's cursor and its
@@ -161,6 +163,19 @@ func (h *Handler) unmarshalOption(opts *caddyopt.Reader, d *caddyfile.Dispenser,
 		h.RegenerateGrace = &cd
 	case "scope":
 		h.Scope, err = opts.Value()
+	case "devices":
+		if h.Devices, err = opts.Value(); err == nil {
+			if err = checkDevices(h.Devices); err != nil {
+				return opts.Wrap(err)
+			}
+		}
+	case "record":
+		// Like secret, the rest of the line on the directive's line.
+		if h.Record, err = opts.Values(); err == nil {
+			if err = checkRecord(h.Record); err != nil {
+				return opts.Wrap(err)
+			}
+		}
 	case "max_size":
 		if v, err = opts.Value(); err != nil {
 			return err

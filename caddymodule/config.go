@@ -97,6 +97,12 @@ func (h *Handler) checkConfig() error {
 			return fmt.Errorf("secret %d: must be at least %d bytes; make one with: openssl rand -base64 48", i+1, minSecretLength)
 		}
 	}
+	if err := checkDevices(h.Devices); err != nil {
+		return err
+	}
+	if err := checkRecord(h.Record); err != nil {
+		return err
+	}
 	if h.Prefix != nil && strings.ContainsAny(*h.Prefix, "\x00\r\n") {
 		return fmt.Errorf("prefix: must not contain NUL, CR or LF")
 	}
@@ -138,6 +144,14 @@ func checkMaxLifetime(d time.Duration) error {
 func checkGrace(d time.Duration) error {
 	if d < 0 || d > time.Hour {
 		return fmt.Errorf("regenerate_grace: must be from 0 (off) to 1h, got %s", d)
+	}
+	return nil
+}
+
+// checkDevices judges the devices path: one the request path can equal.
+func checkDevices(path string) error {
+	if path != "" && (!strings.HasPrefix(path, "/") || strings.HasSuffix(path, "/") || strings.ContainsAny(path, "?#*{}% ")) {
+		return fmt.Errorf("devices: must be a path such as /account/devices: starting with /, not ending with /, without ?, #, *, %%, { } or spaces; got %q", path)
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"net/textproto"
@@ -28,6 +29,15 @@ const (
 	hdrSet        = "set"        // response: a JSON merge patch for the data
 	hdrClear      = "clear"      // response: "true" empties the session
 	hdrRegenerate = "regenerate" // response: "true" gives the session a new ID
+	hdrSubject    = "subject"    // response: names the session's owner; empty removes
+	hdrRevoke     = "revoke"     // response: "others", "all" or a handle of the subject's sessions
+	hdrPersist    = "persist"    // response: "true" or "false": this session's cookie kind
+)
+
+// The values of X-Session-Revoke besides a handle.
+const (
+	revokeOthers = "others"
+	revokeAll    = "all"
 )
 
 // contractNames are the names one session handler uses, computed once at
@@ -196,6 +206,16 @@ type instructions struct {
 	// expiry is the session's own idle expiry (X-Session-Expiry): 0 when
 	// not given, sessionstore.Permanent for "0".
 	expiry time.Duration
+	// subject is the session's new subject (X-Session-Subject), valid
+	// when setSubject; empty removes it.
+	subject    string
+	setSubject bool
+	// revoke is X-Session-Revoke: revokeOthers, revokeAll or a handle;
+	// empty when not given.
+	revoke string
+	// persist is the session's new cookie kind (X-Session-Persist);
+	// PersistDefault when not given.
+	persist sessionstore.Persist
 }
 
 // takeInstructions removes every header with the session's prefix from the
@@ -238,6 +258,12 @@ func (h *Handler) takeInstructions(hdr http.Header, patches []string) instructio
 			in.regenerate = in.regenerate || h.flag(name, values)
 		case equalHeaderName(suffix, hdrExpiry):
 			in.expiry = h.expiryInstruction(name, values)
+		case equalHeaderName(suffix, hdrSubject):
+			in.subject, in.setSubject = h.subjectInstruction(name, values)
+		case equalHeaderName(suffix, hdrRevoke):
+			in.revoke = h.revokeInstruction(name, values)
+		case equalHeaderName(suffix, hdrPersist):
+			in.persist = h.persistInstruction(name, values)
 		}
 	}
 	if badPatch {
@@ -265,6 +291,72 @@ func (h *Handler) expiryInstruction(name string, values []string) time.Duration 
 	return time.Duration(n) * time.Second
 }
 
+// subjectInstruction reads X-Session-Subject: printable ASCII of at most
+// sessionstore.MaxSubjectLength bytes, empty to remove the subject. A value
+// out of those bounds is refused, and the subject left as it was.
+func (h *Handler) subjectInstruction(name string, values []string) (string, bool) {
+	if len(values) != 1 {
+		h.refuse(refusedBadValue, "refused response header from upstream: want one value", zap.String("header", name))
+		return "", false
+	}
+	v := strings.TrimSpace(values[0])
+	if !validSubject(v) {
+		h.refuse(refusedBadValue, fmt.Sprintf("refused response header from upstream: want printable ASCII of at most %d bytes", sessionstore.MaxSubjectLength),
+			zap.String("header", name), zap.Int("length", len(v)))
+		return "", false
+	}
+	return v, true
+}
+
+// validSubject reports whether s may be a subject (or, empty, remove one):
+// printable ASCII of at most sessionstore.MaxSubjectLength bytes.
+func validSubject(s string) bool {
+	if len(s) > sessionstore.MaxSubjectLength {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// revokeInstruction reads X-Session-Revoke: others, all, or the handle of
+// one of the subject's sessions.
+func (h *Handler) revokeInstruction(name string, values []string) string {
+	if len(values) != 1 {
+		h.refuse(refusedBadValue, "refused response header from upstream: want one value", zap.String("header", name))
+		return ""
+	}
+	switch v := strings.TrimSpace(values[0]); {
+	case strings.EqualFold(v, revokeOthers):
+		return revokeOthers
+	case strings.EqualFold(v, revokeAll):
+		return revokeAll
+	case validHandle(v):
+		return v
+	}
+	h.refuse(refusedBadValue, "refused response header from upstream: want others, all or a session handle", zap.String("header", name))
+	return ""
+}
+
+// persistInstruction reads X-Session-Persist: true or false.
+func (h *Handler) persistInstruction(name string, values []string) sessionstore.Persist {
+	if len(values) != 1 {
+		h.refuse(refusedBadValue, "refused response header from upstream: want one value", zap.String("header", name))
+		return sessionstore.PersistDefault
+	}
+	switch strings.ToLower(strings.TrimSpace(values[0])) {
+	case "true":
+		return sessionstore.PersistOn
+	case "false":
+		return sessionstore.PersistOff
+	}
+	h.refuse(refusedBadValue, "refused response header from upstream: expected true or false", zap.String("header", name))
+	return sessionstore.PersistDefault
+}
+
 // flag reads a true/false instruction header; anything else is refused.
 func (h *Handler) flag(name string, values []string) bool {
 	on := false
@@ -282,5 +374,12 @@ func (h *Handler) flag(name string, values []string) bool {
 
 // any reports whether the upstream asked for anything.
 func (in *instructions) any() bool {
-	return in.clear || in.regenerate || len(in.patches) > 0 || in.expiry != 0
+	return in.clear || in.regenerate || len(in.patches) > 0 || in.expiry != 0 ||
+		in.setSubject || in.revoke != "" || in.persist != sessionstore.PersistDefault
+}
+
+// changesMeta reports whether the instructions change what the store keeps
+// beside the data.
+func (in *instructions) changesMeta() bool {
+	return in.expiry != 0 || in.setSubject || in.persist != sessionstore.PersistDefault
 }

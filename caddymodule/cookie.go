@@ -154,11 +154,11 @@ func newSetCookieFormat(name, path, domain string, httpOnly bool, sameSite http.
 }
 
 // sessionCookie is the Set-Cookie value that carries id to the client,
-// signed when there are secrets, with a lifetime of age (none for a
-// sessioncookie): the same text as net/http's Cookie.String, which the
+// signed when there are secrets, with a lifetime of age when persistent
+// (none for a browser-session cookie): the same text as net/http's Cookie.String, which the
 // tests hold it to. The value needs no sanitizing: IDs and signatures are
 // hex and base64url.
-func (h *Handler) sessionCookie(r *http.Request, id string, age time.Duration, now time.Time) string {
+func (h *Handler) sessionCookie(r *http.Request, id string, age time.Duration, persistent bool, now time.Time) string {
 	f := &h.cookieFormat
 	value := id
 	if h.signer != nil {
@@ -169,7 +169,7 @@ func (h *Handler) sessionCookie(r *http.Request, id string, age time.Duration, n
 	b.WriteString(f.nameEq)
 	b.WriteString(value)
 	b.WriteString(f.attrs)
-	if !h.SessionCookie {
+	if persistent {
 		var buf [len(http.TimeFormat)]byte
 		b.WriteString("; Expires=")
 		b.Write(now.Add(age).UTC().AppendFormat(buf[:0], http.TimeFormat))
@@ -204,9 +204,10 @@ func (h *Handler) updateCookie(r *http.Request, hdr http.Header, sess *session, 
 		// holds, or is about to get, its new cookie, which any cookie
 		// sent here would overwrite.
 	case stored:
-		if changed || sess.id != sess.clientID || sess.renewed && !h.SessionCookie || sess.resign {
+		persistent := h.persistentCookie(sess)
+		if changed || sess.id != sess.clientID || sess.renewed && persistent || sess.resign {
 			now := time.Now()
-			addValue(hdr, "Set-Cookie", h.sessionCookie(r, sess.id, h.cookieAgeOf(sess, now), now), slot)
+			addValue(hdr, "Set-Cookie", h.sessionCookie(r, sess.id, h.cookieAgeOf(sess, now), persistent, now), slot)
 			return true
 		}
 	case sess.cookiesSent == 1 && !sess.storeFailed && !sess.foreign:
@@ -219,6 +220,19 @@ func (h *Handler) updateCookie(r *http.Request, hdr http.Header, sess *session, 
 		return true
 	}
 	return false
+}
+
+// persistentCookie reports whether the session's cookie has a lifetime
+// (Max-Age): its own choice (X-Session-Persist) if it made one, else the
+// handler's sessioncookie.
+func (h *Handler) persistentCookie(sess *session) bool {
+	switch sess.meta.Persist {
+	case sessionstore.PersistOn:
+		return true
+	case sessionstore.PersistOff:
+		return false
+	}
+	return !h.SessionCookie
 }
 
 // cookieAgeOf is the cookie lifetime of a session: its own expiry if it

@@ -314,7 +314,7 @@ func TestCookies(t *testing.T) {
 			} else {
 				r.TLS = nil
 			}
-			sc := h.sessionCookie(r, id, h.cookieAge, now)
+			sc := h.sessionCookie(r, id, h.cookieAge, !h.SessionCookie, now)
 			dc := h.deletionCookie(r)
 			if got := sc; got != tt.want {
 				t.Errorf("session cookie\n got %s\nwant %s", got, tt.want)
@@ -359,7 +359,7 @@ func TestSessionCookieNow(t *testing.T) {
 		time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC),
 		time.Date(2031, 6, 15, 12, 0, 0, 0, time.FixedZone("UTC-7", -7*3600)),
 	} {
-		c, err := http.ParseSetCookie(h.sessionCookie(r, id1, h.cookieAge, now))
+		c, err := http.ParseSetCookie(h.sessionCookie(r, id1, h.cookieAge, !h.SessionCookie, now))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -404,7 +404,7 @@ func TestSessionCookieMatchesNetHTTP(t *testing.T) {
 					want.MaxAge = max(int(age/time.Second), 1)
 					want.Expires = now.Add(age).UTC()
 				}
-				if got := h.sessionCookie(r, id1, age, now); got != want.String() {
+				if got := h.sessionCookie(r, id1, age, !h.SessionCookie, now); got != want.String() {
 					t.Errorf("%s over %s, age %v:\n got %s\nwant %s", cfg, scheme, age, got, want.String())
 				}
 				want.Value, want.MaxAge, want.Expires = "", -1, time.Unix(0, 0).UTC()

@@ -152,6 +152,23 @@ type Handler struct {
 	// bytes. Default: none.
 	Scope string `json:"scope,omitempty"`
 
+	// Devices is a path the handler answers itself, for a "your devices"
+	// page: GET gives, as JSON, the sessions of the current session's
+	// subject (X-Session-Subject), each with its handle, when it was
+	// created and last seen and, as Record allows, its client; DELETE
+	// <devices>/<handle> ends one of them. It answers 401 to a session
+	// without a subject, and refuses with 403 a DELETE that is not shown
+	// same-origin by Sec-Fetch-Site or Origin. Default: none.
+	Devices string `json:"devices,omitempty"`
+
+	// Record is what is recorded of the client beside a session when it
+	// is created or given a subject, for the devices list: `user_agent`
+	// (shortened to browser and system), `ip` (the client address cut to
+	// its /24 or /48 network) or `full_ip` (the whole address). The
+	// client address is Caddy's, which honors trusted_proxies.
+	// Default: nothing.
+	Record []string `json:"record,omitempty"`
+
 	// StoreRaw is the store that keeps the session data, a module in the
 	// `http.session.stores` namespace named by its `backend` field.
 	// Default: `{"backend": "memory"}`.
@@ -159,8 +176,11 @@ type Handler struct {
 
 	// store is the store module; sessions is the same store with each
 	// operation metered, which is how the request path uses it.
-	store     sessionstore.Store
-	sessions  meteredStore
+	store    sessionstore.Store
+	sessions meteredStore
+	// subjects is the store's subject index; nil when it has none.
+	subjects  sessionstore.SubjectIndex
+	record    recordOptions
 	names     contractNames
 	prefix    string
 	expiry    time.Duration // the store lifetime; 0 means none
@@ -267,6 +287,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.metrics = reg.metrics.forHandler(h.SessionName, backendName(store))
 	h.sessions = meteredStore{store: store, metrics: h.metrics}
+	h.subjects, _ = store.(sessionstore.SubjectIndex)
+	if h.subjects == nil && h.Devices != "" {
+		return fmt.Errorf("session %q: devices: store %s cannot find sessions by subject", h.SessionName, backendName(store))
+	}
+	h.record = parseRecord(h.Record)
 	reg.add(h)
 	if n, ok := store.(sessionstore.RemovalNotifier); ok {
 		id := storeIdentity(store)
@@ -310,6 +335,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	sess := &st.sess
 	if err := h.loadSession(r, sess); err != nil {
 		return err
+	}
+	if handle, ok := h.devicesTarget(r.URL.Path); ok {
+		return h.serveDevices(w, r, sess, handle)
 	}
 	if sess.cookiesSent > 0 && !h.ForwardCookie {
 		removeSessionCookie(r.Header, h.CookieName)

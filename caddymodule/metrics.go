@@ -17,10 +17,12 @@ const (
 	opPatch
 	opDelete
 	opRename
+	opListSubject
+	opDeleteSubject
 	opCount
 )
 
-var opNames = [opCount]string{"load", "patch", "delete", "rename"}
+var opNames = [opCount]string{"load", "patch", "delete", "rename", "list_subject", "delete_subject"}
 
 // Reasons in caddy_session_destroyed_total and caddy_session_rejected_total.
 const (
@@ -35,6 +37,8 @@ const (
 	refusedTooLarge    = "too_large"    // a change past max_size
 	refusedUnloaded    = "unloaded"     // changes to a session the store failed to load
 	refusedSuperseded  = "superseded"   // changes under an ID a regenerate has just replaced
+	refusedNoSubject   = "no_subject"   // a Revoke for a session without a subject
+	refusedNoSession   = "no_session"   // a Subject or Persist for a session without data
 
 	rejectedUnknown      = "unknown"       // a well-formed ID the store does not hold
 	rejectedMalformed    = "malformed"     // a cookie value that is not an ID
@@ -51,6 +55,7 @@ type metrics struct {
 	destroyed     *prometheus.CounterVec
 	rejected      *prometheus.CounterVec
 	refused       *prometheus.CounterVec
+	revoked       *prometheus.CounterVec
 	storeErrors   *prometheus.CounterVec
 	storeDuration *prometheus.HistogramVec
 	active        *activeCollector
@@ -73,8 +78,12 @@ func newMetrics(reg *registry) *metrics {
 		}, []string{"session_name", "reason"}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "refused_total",
-			Help: "Upstream instructions refused, by reason: invalid_json, invalid_utf8, bad_value, too_large, unloaded, superseded.",
+			Help: "Upstream instructions refused, by reason: invalid_json, invalid_utf8, bad_value, too_large, unloaded, superseded, no_subject, no_session.",
 		}, []string{"session_name", "reason"}),
+		revoked: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "revoked_total",
+			Help: "Sessions ended by revocation, by who asked: others, all or handle (X-Session-Revoke), devices (the devices endpoint), admin (the admin API).",
+		}, []string{"session_name", "by"}),
 		storeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "store_errors_total",
 			Help: "Session store operations that failed.",
@@ -96,7 +105,7 @@ func newMetrics(reg *registry) *metrics {
 // register adds the collectors to a config's registry; a collector that is
 // already there (another handler of the same config) is fine.
 func (m *metrics) register(r prometheus.Registerer) error {
-	for _, c := range []prometheus.Collector{m.created, m.destroyed, m.rejected, m.refused, m.storeErrors, m.storeDuration, m.active} {
+	for _, c := range []prometheus.Collector{m.created, m.destroyed, m.rejected, m.refused, m.revoked, m.storeErrors, m.storeDuration, m.active} {
 		if err := r.Register(c); err != nil {
 			var already prometheus.AlreadyRegisteredError
 			if errors.As(err, &already) {
@@ -140,6 +149,14 @@ func (hm *handlerMetrics) rejected(reason string) {
 // refused counts a refused upstream instruction.
 func (hm *handlerMetrics) refused(reason string) {
 	hm.m.refused.WithLabelValues(hm.sessionName, reason).Inc()
+}
+
+// revoked counts n sessions ended by revocation, asked for by by.
+func (hm *handlerMetrics) revoked(by string, n int) {
+	if n > 0 {
+		hm.m.revoked.WithLabelValues(hm.sessionName, by).Add(float64(n))
+		hm.m.destroyed.WithLabelValues(hm.sessionName, destroyedRevoked).Add(float64(n))
+	}
 }
 
 func (hm *handlerMetrics) destroyed(reason string) {

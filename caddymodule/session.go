@@ -214,10 +214,22 @@ func (h *Handler) apply(r *http.Request, hdr http.Header, sess *session, in inst
 		if in.regenerate && !in.clear {
 			stored = h.regenerate(ctx, sess, stored)
 		}
-		if len(in.patches) > 0 || in.expiry != 0 && stored {
-			// An expiry alone is a patch with no changes: it rewrites
-			// the entry with its new lifetime.
-			stored, changed = h.patch(ctx, r, sess, stored, in.patches, in.expiry)
+		if len(in.patches) > 0 || in.changesMeta() && stored {
+			// A change of what is kept beside the data alone is a
+			// patch with no changes: it rewrites the entry with it.
+			stored, changed = h.patch(ctx, r, sess, stored, &in)
+		}
+		if !stored && (in.setSubject && in.subject != "" || in.persist != sessionstore.PersistDefault) {
+			h.refuse(refusedNoSession, "refused "+h.names.headerPrefix+"Subject or "+h.names.headerPrefix+"Persist from upstream: the session holds no data (send them with the data that logs the user in)",
+				zap.String("session_hash", idHash(sess.id)))
+		}
+		if in.revoke != "" {
+			if sess.followed {
+				h.refuse(refusedSuperseded, "refused "+h.names.headerPrefix+"Revoke from upstream: the session moved to a new ID under this request (a concurrent regenerate), whose own response speaks for it",
+					zap.String("session_hash", idHash(sess.id)))
+			} else if h.revoke(ctx, r, sess, stored, in.revoke) {
+				stored, changed = false, true
+			}
 		}
 	}
 	if h.updateCookie(r, hdr, sess, stored, changed, &out.setCookie) {
@@ -232,7 +244,7 @@ func (h *Handler) apply(r *http.Request, hdr http.Header, sess *session, in inst
 // client's session, since a logout must not be lost, and once that worked
 // the cookie is deleted like any other that leads to no session.
 func (h *Handler) applyUnloaded(ctx context.Context, sess *session, in instructions) {
-	if len(in.patches) > 0 || in.regenerate || in.expiry != 0 {
+	if len(in.patches) > 0 || in.regenerate || in.changesMeta() || in.revoke != "" {
 		h.refuse(refusedUnloaded, "the session could not be loaded, so the upstream's changes to it are dropped",
 			zap.String("session_hash", idHash(sess.clientID)))
 	}
@@ -296,16 +308,27 @@ func (h *Handler) regenerate(ctx context.Context, sess *session, stored bool) bo
 	}
 }
 
-// patch applies the merge patches (and a new own expiry, when not zero) to
-// the stored data, and reports whether the session is stored afterwards
-// and whether it changed. A change over max_size is refused.
-func (h *Handler) patch(ctx context.Context, r *http.Request, sess *session, stored bool, patches []string, expiry time.Duration) (nowStored, changed bool) {
+// patch applies the merge patches, and the changes to what is kept beside
+// the data (own expiry, subject, persist), to the stored session, and
+// reports whether the session is stored afterwards and whether it changed.
+// A change over max_size is refused.
+func (h *Handler) patch(ctx context.Context, r *http.Request, sess *session, stored bool, in *instructions) (nowStored, changed bool) {
+	patches := in.patches
 	opts := sessionstore.PatchOptions{
 		TTL:        h.expiry,
 		Create:     !stored,
 		MaxSize:    h.MaxSize,
-		SetCreated: h.MaxLifetime > 0,
-		Expiry:     expiry,
+		SetCreated: h.MaxLifetime > 0 || h.Devices != "" || in.setSubject,
+		Expiry:     in.expiry,
+		Persist:    in.persist,
+	}
+	if in.setSubject {
+		opts.Subject = &in.subject
+	}
+	if h.record.any() && (!stored || in.setSubject && in.subject != "") {
+		// The client is recorded when the session begins and at a
+		// login, not on every change.
+		h.recordClient(r, &opts)
 	}
 	if sess.meta.Scope == "" {
 		// A new session, or one stored before scopes: the store records
@@ -333,6 +356,9 @@ func (h *Handler) patch(ctx context.Context, r *http.Request, sess *session, sto
 		stored, opts.Create = false, true
 		sess.meta = sessionstore.Meta{}
 		h.renewID(sess)
+		if h.record.any() && opts.UserAgent == "" && opts.Addr == "" {
+			h.recordClient(r, &opts)
+		}
 		data, err = h.sessions.Patch(ctx, h.storeKey(sess), patches, opts)
 	}
 	switch {
@@ -345,10 +371,16 @@ func (h *Handler) patch(ctx context.Context, r *http.Request, sess *session, sto
 		return stored, false
 	}
 	sess.data = data
-	if expiry != 0 {
-		sess.meta.Expiry = expiry
+	if in.expiry != 0 {
+		sess.meta.Expiry = in.expiry
 	}
-	if h.MaxLifetime > 0 && sess.meta.Created.IsZero() {
+	if in.setSubject {
+		sess.meta.Subject = in.subject
+	}
+	if in.persist != sessionstore.PersistDefault {
+		sess.meta.Persist = in.persist
+	}
+	if opts.SetCreated && sess.meta.Created.IsZero() {
 		sess.meta.Created = time.Now()
 	}
 	nowStored = data != mergepatch.EmptyData
