@@ -192,8 +192,11 @@ func (c *client) getURL(rawURL string, header ...string) (*http.Response, seen) 
 }
 
 // cookie returns the jar's value of the named cookie for the test site.
-func (c *client) cookie(name string) string {
-	u, _ := url.Parse(caddyBase)
+func (c *client) cookie(name string) string { return c.cookieAt(caddyBase, name) }
+
+// cookieAt returns the jar's value of the named cookie for base.
+func (c *client) cookieAt(base, name string) string {
+	u, _ := url.Parse(base)
 	for _, ck := range c.http.Jar.Cookies(u) {
 		if ck.Name == name {
 			return ck.Value
