@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -202,4 +203,75 @@ func FuzzVerify(f *testing.F) {
 		}
 		_, _ = Read(h, "session")
 	})
+}
+
+// TestMiddlewareOwnerHeaders: the subject, revoke and persist
+// instructions reach the wire, an empty subject as an empty value.
+func TestMiddlewareOwnerHeaders(t *testing.T) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/login", func(w http.ResponseWriter, r *http.Request) {
+		s := From(r)
+		s.Regenerate()
+		for _, err := range []error{s.Set("user", "alice"), s.SetSubject("42"), s.RevokeOthers(), s.SetPersist(r.FormValue("remember") == "on")} {
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+		}
+	})
+	mux.HandleFunc("/forget", func(w http.ResponseWriter, r *http.Request) {
+		if err := From(r).RemoveSubject(); err != nil {
+			t.Error(err)
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.HandleFunc("/everywhere", func(w http.ResponseWriter, r *http.Request) {
+		if err := From(r).RevokeAll(); err != nil {
+			t.Error(err)
+		}
+		io.WriteString(w, "signed out")
+	})
+	mux.HandleFunc("/plain", func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "nothing asked")
+	})
+	srv := httptest.NewServer(Middleware(Options{SessionName: "alt_session"})(mux))
+	defer srv.Close()
+	get := func(path string) http.Header {
+		t.Helper()
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		h := http.Header{}
+		for k, v := range resp.Header {
+			if strings.HasPrefix(k, "X-") {
+				h[k] = v
+			}
+		}
+		return h
+	}
+	for path, want := range map[string]http.Header{
+		"/login?remember=on": {
+			"X-Alt-Session-Regenerate": {"true"},
+			"X-Alt-Session-Set":        {`{"user":"alice"}`},
+			"X-Alt-Session-Subject":    {"42"},
+			"X-Alt-Session-Revoke":     {"others"},
+			"X-Alt-Session-Persist":    {"true"},
+		},
+		"/login": {
+			"X-Alt-Session-Regenerate": {"true"},
+			"X-Alt-Session-Set":        {`{"user":"alice"}`},
+			"X-Alt-Session-Subject":    {"42"},
+			"X-Alt-Session-Revoke":     {"others"},
+			"X-Alt-Session-Persist":    {"false"},
+		},
+		"/forget":     {"X-Alt-Session-Subject": {""}},
+		"/everywhere": {"X-Alt-Session-Revoke": {"all"}},
+		"/plain":      {},
+	} {
+		if got := get(path); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("%s\n got %v\nwant %v", path, got, want)
+		}
+	}
 }

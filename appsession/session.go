@@ -2,7 +2,8 @@
 // session the gateway hands over in request headers (X-Session-Id,
 // X-Session-New, X-Session-Data), checks X-Session-Signature, and turns
 // changes into the response headers the gateway applies (X-Session-Set,
-// X-Session-Clear, X-Session-Regenerate, X-Session-Expiry), which never
+// X-Session-Clear, X-Session-Regenerate, X-Session-Expiry,
+// X-Session-Subject, X-Session-Revoke, X-Session-Persist), which never
 // reach the client.
 //
 // Inside Middleware, a handler gets its session with From:
@@ -25,6 +26,19 @@
 // written when the handler writes its response header; a change that
 // would make the data larger than MaxSize bytes of canonical JSON is
 // refused by Set or Update, before anything is sent.
+//
+// A login names the session's owner with SetSubject, so that the gateway
+// can find the user's sessions, and may sign out the user's other devices
+// with RevokeOthers; SetPersist is a "remember me":
+//
+//	s := appsession.From(r)
+//	s.Regenerate()
+//	if err := s.Set("user", user.Name); err != nil { ... }
+//	if err := s.SetSubject(user.ID); err != nil { ... } // printable ASCII, at most 256 bytes
+//	if err := s.RevokeOthers(); err != nil { ... }      // after a password change, say
+//	if err := s.SetPersist(r.FormValue("remember") == "on"); err != nil { ... }
+//
+// and a "sign out everywhere" is s.RevokeAll(), this session included.
 package appsession
 
 import (
@@ -43,6 +57,15 @@ const DefaultMaxSize = 8000
 
 // MaxExpiry is the longest expiry X-Session-Expiry takes: 400 days.
 const MaxExpiry = 400 * 24 * time.Hour
+
+// MaxSubjectLength is the most bytes a subject (X-Session-Subject) may
+// have.
+const MaxSubjectLength = 256
+
+// HandleLength is the length of a session's handle, the name by which the
+// gateway lists a subject's sessions and Revoke ends one: 22 characters of
+// base64url.
+const HandleLength = 22
 
 // ErrTooLarge is returned (wrapped) by Set and Update for a change that
 // would make the data larger than the session's max size.
@@ -72,7 +95,11 @@ type Session struct {
 	data     map[string]any // the data as it is to be after the response
 
 	clear, regenerate bool
-	expiry            int64 // seconds; -1 when not set
+	expiry            int64  // seconds; -1 when not set
+	subject           string // "" removes the subject, when subjectSet
+	subjectSet        bool
+	revoke            string // "others", "all" or a handle; "" when not set
+	persist           int8   // 1 persistent, 0 browser-session; -1 when not set
 	sent              bool
 }
 
@@ -114,6 +141,7 @@ func newSession(sessionName string) *Session {
 		baseSize: len("{}"),
 		data:     map[string]any{},
 		expiry:   -1,
+		persist:  -1,
 	}
 }
 
@@ -219,14 +247,18 @@ func (s *Session) Delete(key string) {
 }
 
 // Clear empties the session (X-Session-Clear): the gateway deletes it and
-// its cookie. Changes made before in this response are dropped; changes
-// made after it start a new session under a new ID.
+// its cookie, and with it its subject. Changes to the data made before in
+// this response are dropped, and so is a subject set before (set it again
+// after Clear for a new session); changes made after it start a new
+// session under a new ID. A Regenerate, SetExpiry, SetPersist or Revoke
+// stays.
 func (s *Session) Clear() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.sent {
 		s.clear = true
 		s.base, s.baseSize, s.data = map[string]any{}, len("{}"), map[string]any{}
+		s.subject, s.subjectSet = "", false
 	}
 }
 
@@ -255,6 +287,125 @@ func (s *Session) SetExpiry(d time.Duration) error {
 	return nil
 }
 
+// SetSubject names the session's owner (X-Session-Subject), typically the
+// user's ID, which the gateway keeps beside the session (not in the data)
+// so that it can find the user's sessions: to list them, and for
+// RevokeOthers and RevokeAll. Send it with the data that logs the user in
+// (and Regenerate): the gateway keeps a subject only for a session that
+// has data. subject is opaque printable ASCII (bytes 0x20 to 0x7E), 1 to
+// MaxSubjectLength bytes, with no leading or trailing space; anything else
+// is an error, and changes nothing. RemoveSubject removes it.
+func (s *Session) SetSubject(subject string) error {
+	if err := checkSubject(subject); err != nil {
+		return err
+	}
+	return s.setSubject(subject)
+}
+
+// RemoveSubject removes the session's subject (an empty
+// X-Session-Subject): the session no longer counts among its owner's.
+// Clear removes it too.
+func (s *Session) RemoveSubject() error {
+	return s.setSubject("")
+}
+
+func (s *Session) setSubject(subject string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.sent {
+		return ErrResponseStarted
+	}
+	s.subject, s.subjectSet = subject, true
+	return nil
+}
+
+// checkSubject returns an error unless subject is 1 to MaxSubjectLength
+// bytes of printable ASCII with no leading or trailing space.
+func checkSubject(subject string) error {
+	switch {
+	case subject == "":
+		return errors.New("appsession: subject is empty: RemoveSubject removes the subject")
+	case len(subject) > MaxSubjectLength:
+		return fmt.Errorf("appsession: subject is %d bytes, more than %d", len(subject), MaxSubjectLength)
+	case subject[0] == ' ' || subject[len(subject)-1] == ' ':
+		return errors.New("appsession: subject has a leading or trailing space")
+	}
+	for i := 0; i < len(subject); i++ {
+		if c := subject[i]; c < 0x20 || c > 0x7e {
+			return fmt.Errorf("appsession: subject has byte 0x%02x at %d: only printable ASCII (0x20 to 0x7E) is allowed", c, i)
+		}
+	}
+	return nil
+}
+
+// Revoke ends sessions of this session's subject (X-Session-Revoke),
+// after the response's other changes: target is "others" (every other
+// session of the subject: see RevokeOthers), "all" (every one, this one
+// included: see RevokeAll) or a session's handle, HandleLength characters
+// of base64url as the gateway lists the subject's sessions (that session,
+// if it is the subject's). A response carries one target: another one
+// after the first is an error (the first stays), the same one again is
+// not. Anything else is an error, and changes nothing.
+func (s *Session) Revoke(target string) error {
+	if target != "others" && target != "all" && !isHandle(target) {
+		return fmt.Errorf(`appsession: revoke %.40q: want "others", "all" or a session handle (%d characters of base64url)`, target, HandleLength)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.sent {
+		return ErrResponseStarted
+	}
+	if s.revoke != "" && s.revoke != target {
+		return fmt.Errorf("appsession: revoke %.40q: this response already revokes %q, and carries one revoke", target, s.revoke)
+	}
+	s.revoke = target
+	return nil
+}
+
+// RevokeOthers ends every other session of this session's subject: "sign
+// out other devices", after a password change say. At a login, send it
+// with SetSubject (and Regenerate): the other sessions are the user's
+// others, this one stays.
+func (s *Session) RevokeOthers() error { return s.Revoke("others") }
+
+// RevokeAll ends every session of this session's subject, this one
+// included ("sign out everywhere"): the gateway deletes this response's
+// cookie.
+func (s *Session) RevokeAll() error { return s.Revoke("all") }
+
+// isHandle reports whether h is HandleLength characters of base64url.
+func isHandle(h string) bool {
+	if len(h) != HandleLength {
+		return false
+	}
+	for i := 0; i < len(h); i++ {
+		switch c := h[i]; {
+		case 'A' <= c && c <= 'Z', 'a' <= c && c <= 'z', '0' <= c && c <= '9', c == '-', c == '_':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// SetPersist chooses this session's cookie (X-Session-Persist), a
+// "remember me": true makes it persistent (with a Max-Age, as the
+// gateway's expiry or SetExpiry gives it), false a browser-session cookie
+// (without), whatever the gateway's sessioncookie says. The gateway keeps
+// the choice for the session, across renewals and regenerates.
+func (s *Session) SetPersist(persist bool) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.sent {
+		return ErrResponseStarted
+	}
+	s.persist = 0
+	if persist {
+		s.persist = 1
+	}
+	return nil
+}
+
 // Headers returns the response headers that carry this response's
 // changes to the gateway: nothing when there are none.
 func (s *Session) Headers() http.Header {
@@ -277,12 +428,22 @@ func (s *Session) headersLocked() http.Header {
 	if s.expiry >= 0 {
 		h.Set(s.names.expiry, strconv.FormatInt(s.expiry, 10))
 	}
+	if s.subjectSet {
+		h.Set(s.names.subject, s.subject)
+	}
+	if s.persist >= 0 {
+		h.Set(s.names.persist, strconv.FormatBool(s.persist == 1))
+	}
+	if s.revoke != "" {
+		h.Set(s.names.revoke, s.revoke)
+	}
 	return h
 }
 
 // WriteHeaders adds the session's instructions to the response headers
-// h and ends the session's changes: after it, Set, Update and SetExpiry
-// return ErrResponseStarted and the others do nothing. Middleware calls
+// h and ends the session's changes: after it, the methods that return an
+// error return ErrResponseStarted and the others (Delete, Clear,
+// Regenerate) do nothing. Middleware calls
 // it; call it yourself when using Read.
 func (s *Session) WriteHeaders(h http.Header) {
 	s.mu.Lock()

@@ -295,3 +295,226 @@ func TestReadErrors(t *testing.T) {
 		t.Errorf("alt_session: X-Alt-Session-Set = %q", got)
 	}
 }
+
+// subjects and revoke targets the helpers take and refuse, the same in
+// every language's tests.
+var (
+	goodSubjects = []string{"42", "user@example.com", "a b", "~", strings.Repeat("x", MaxSubjectLength), allPrintable()}
+	badSubjects  = []string{"", " 42", "42 ", " ", "4\t2", "a\nb", "\x00", "\x7f", "é", "x\xff", strings.Repeat("x", MaxSubjectLength+1)}
+	goodTargets  = []string{"others", "all", "AAAAAAAAAAAAAAAAAAAAAA", "abcdefghijklmnopqrstu-", "0123456789_-ABCDEFGHIJ"}
+	badTargets   = []string{"", "other", "Others", "ALL", " all", "others ", "none", strings.Repeat("A", HandleLength-1), strings.Repeat("A", HandleLength+1), "AAAAAAAAAAAAAAAAAAAAA+", "AAAAAAAAAAAAAAAAAAAAA/", "AAAAAAAAAAAAAAAAAAAA==", "AAAAAAAAAAAAAAAAAAAAé"}
+)
+
+// allPrintable is every printable ASCII character, space in the middle.
+func allPrintable() string {
+	var b strings.Builder
+	for c := byte('!'); c <= '~'; c++ {
+		b.WriteByte(c)
+		if c == 'O' {
+			b.WriteByte(' ')
+		}
+	}
+	return b.String()
+}
+
+func TestLoginWithSubjectRevokePersist(t *testing.T) {
+	s := sessionWith(t, `{"cart":[1]}`)
+	s.Regenerate()
+	if err := s.Set("user", "alice"); err != nil {
+		t.Fatal(err)
+	}
+	for _, err := range []error{s.SetSubject("42"), s.RevokeOthers(), s.SetPersist(true)} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := http.Header{
+		"X-Session-Regenerate": {"true"},
+		"X-Session-Set":        {`{"user":"alice"}`},
+		"X-Session-Subject":    {"42"},
+		"X-Session-Revoke":     {"others"},
+		"X-Session-Persist":    {"true"},
+	}
+	if got := s.Headers(); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("headers\n got %v\nwant %v", got, want)
+	}
+	// A later call replaces the subject and the persist choice.
+	if err := s.SetSubject("43"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetPersist(false); err != nil {
+		t.Fatal(err)
+	}
+	if h := s.Headers(); h.Get("X-Session-Subject") != "43" || h.Get("X-Session-Persist") != "false" {
+		t.Errorf("replaced: subject %q persist %q", h.Get("X-Session-Subject"), h.Get("X-Session-Persist"))
+	}
+}
+
+func TestNothingAskedNothingSent(t *testing.T) {
+	s := sessionWith(t, `{"a":1}`)
+	s.Regenerate()
+	_ = s.Set("b", 2)
+	_ = s.SetExpiry(time.Hour)
+	for _, name := range []string{"X-Session-Subject", "X-Session-Revoke", "X-Session-Persist"} {
+		if v, ok := s.Headers()[name]; ok {
+			t.Errorf("%s = %q, not asked for", name, v)
+		}
+	}
+}
+
+func TestSubjectValidation(t *testing.T) {
+	for _, subject := range goodSubjects {
+		s := sessionWith(t, `{}`)
+		if err := s.SetSubject(subject); err != nil {
+			t.Errorf("SetSubject(%q): %v", subject, err)
+		} else if got := s.Headers()["X-Session-Subject"]; len(got) != 1 || got[0] != subject {
+			t.Errorf("SetSubject(%q): X-Session-Subject %q", subject, got)
+		}
+	}
+	for _, subject := range badSubjects {
+		s := sessionWith(t, `{}`)
+		_ = s.SetSubject("kept")
+		err := s.SetSubject(subject)
+		if err == nil {
+			t.Errorf("SetSubject(%q): no error", subject)
+			continue
+		}
+		if !strings.HasPrefix(err.Error(), "appsession: subject ") {
+			t.Errorf("SetSubject(%q): error %q does not say what is wrong", subject, err)
+		}
+		if got := s.Headers().Get("X-Session-Subject"); got != "kept" {
+			t.Errorf("refused SetSubject(%q) changed the subject to %q", subject, got)
+		}
+	}
+	// RemoveSubject sends the empty value, which removes it.
+	s := sessionWith(t, `{"user":"alice"}`)
+	if err := s.RemoveSubject(); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := s.Headers()["X-Session-Subject"]; !ok || len(got) != 1 || got[0] != "" {
+		t.Errorf("RemoveSubject: X-Session-Subject %q (present %v), want one empty value", got, ok)
+	}
+	if err := s.SetSubject("42"); err != nil || s.Headers().Get("X-Session-Subject") != "42" {
+		t.Errorf("SetSubject after RemoveSubject: %v, %q", err, s.Headers().Get("X-Session-Subject"))
+	}
+}
+
+func TestRevokeValidation(t *testing.T) {
+	for _, target := range goodTargets {
+		s := sessionWith(t, `{}`)
+		if err := s.Revoke(target); err != nil {
+			t.Errorf("Revoke(%q): %v", target, err)
+		} else if got := s.Headers().Get("X-Session-Revoke"); got != target {
+			t.Errorf("Revoke(%q): X-Session-Revoke %q", target, got)
+		}
+	}
+	for _, target := range badTargets {
+		s := sessionWith(t, `{}`)
+		if err := s.Revoke(target); err == nil {
+			t.Errorf("Revoke(%q): no error", target)
+		} else if !strings.Contains(err.Error(), `want "others", "all" or a session handle`) {
+			t.Errorf("Revoke(%q): error %q does not say what is wanted", target, err)
+		}
+		if h := s.Headers(); len(h) != 0 {
+			t.Errorf("refused Revoke(%q) left headers %v", target, h)
+		}
+	}
+	// One value per response: the same again is fine, another is refused
+	// and the first stays.
+	s := sessionWith(t, `{}`)
+	if err := s.RevokeOthers(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Revoke("others"); err != nil {
+		t.Errorf("the same target again: %v", err)
+	}
+	for _, other := range []func() error{s.RevokeAll, func() error { return s.Revoke(goodTargets[2]) }} {
+		if err := other(); err == nil || !strings.Contains(err.Error(), `already revokes "others"`) {
+			t.Errorf("a second target: err = %v", err)
+		}
+	}
+	if got := s.Headers()["X-Session-Revoke"]; len(got) != 1 || got[0] != "others" {
+		t.Errorf("X-Session-Revoke = %q, want the first target only", got)
+	}
+	s = sessionWith(t, `{"user":"alice"}`)
+	if err := s.RevokeAll(); err != nil || s.Headers().Get("X-Session-Revoke") != "all" {
+		t.Errorf("RevokeAll: %v, %q", err, s.Headers().Get("X-Session-Revoke"))
+	}
+}
+
+func TestSubjectAcrossClearAndRegenerate(t *testing.T) {
+	// A subject set before a Clear goes with the cleared session; the
+	// Revoke, the persist choice and the Regenerate stay.
+	s := sessionWith(t, `{"user":"alice"}`)
+	_ = s.SetSubject("42")
+	_ = s.SetPersist(true)
+	_ = s.RevokeAll()
+	s.Regenerate()
+	s.Clear()
+	want := http.Header{
+		"X-Session-Clear":      {"true"},
+		"X-Session-Regenerate": {"true"},
+		"X-Session-Persist":    {"true"},
+		"X-Session-Revoke":     {"all"},
+	}
+	if got := s.Headers(); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("subject then Clear\n got %v\nwant %v", got, want)
+	}
+	// A subject set after the Clear names the new session's owner.
+	_ = s.Set("user", "bob")
+	_ = s.SetSubject("43")
+	if h := s.Headers(); h.Get("X-Session-Subject") != "43" || h.Get("X-Session-Set") != `{"user":"bob"}` {
+		t.Errorf("Clear then subject: %v", h)
+	}
+	s.Clear()
+	if _, ok := s.Headers()["X-Session-Subject"]; ok {
+		t.Error("a second Clear kept the subject")
+	}
+	// RemoveSubject before a Clear is dropped too: Clear removes it anyway.
+	s = sessionWith(t, `{"user":"alice"}`)
+	_ = s.RemoveSubject()
+	s.Clear()
+	if _, ok := s.Headers()["X-Session-Subject"]; ok {
+		t.Error("RemoveSubject then Clear sent X-Session-Subject")
+	}
+}
+
+func TestOwnerChangesAfterTheResponseStarted(t *testing.T) {
+	s := sessionWith(t, `{}`)
+	h := http.Header{}
+	s.WriteHeaders(h)
+	for name, err := range map[string]error{
+		"SetSubject":    s.SetSubject("42"),
+		"RemoveSubject": s.RemoveSubject(),
+		"Revoke":        s.Revoke("others"),
+		"RevokeOthers":  s.RevokeOthers(),
+		"RevokeAll":     s.RevokeAll(),
+		"SetPersist":    s.SetPersist(true),
+	} {
+		if err != ErrResponseStarted {
+			t.Errorf("%s after WriteHeaders: %v, want ErrResponseStarted", name, err)
+		}
+	}
+	if len(h) != 0 || len(s.Headers()) != 0 {
+		t.Errorf("headers %v, %v", h, s.Headers())
+	}
+}
+
+func TestOwnerHeadersFollowSessionName(t *testing.T) {
+	h := http.Header{"X-Alt-Session-Id": {"abc"}, "X-Alt-Session-Data": {`{}`}}
+	s, err := Read(h, "alt_session")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = s.SetSubject("42")
+	_ = s.RevokeOthers()
+	_ = s.SetPersist(false)
+	want := http.Header{
+		"X-Alt-Session-Subject": {"42"},
+		"X-Alt-Session-Revoke":  {"others"},
+		"X-Alt-Session-Persist": {"false"},
+	}
+	if got := s.Headers(); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("alt_session\n got %v\nwant %v", got, want)
+	}
+}

@@ -18,10 +18,12 @@ const DefaultMaxAge = 5 * time.Minute
 // DefaultSessionName is the gateway's default session_name.
 const DefaultSessionName = "session"
 
-// headerNames are the request headers of one session_name.
+// headerNames are the session headers, request and response, of one
+// session_name.
 type headerNames struct {
 	prefix, id, data, isNew, signature string
 	set, clear, regenerate, expiry     string
+	subject, revoke, persist           string
 }
 
 // namesFor returns the header names the gateway uses for sessionName:
@@ -41,6 +43,9 @@ func namesFor(sessionName string) headerNames {
 		clear:      p + "Clear",
 		regenerate: p + "Regenerate",
 		expiry:     p + "Expiry",
+		subject:    p + "Subject",
+		revoke:     p + "Revoke",
+		persist:    p + "Persist",
 	}
 }
 

@@ -15,6 +15,9 @@ const crypto = require('node:crypto');
 const DEFAULT_MAX_SIZE = 8000; // bytes of canonical JSON, the gateway's default max_size
 const DEFAULT_MAX_AGE = 300; // seconds a signature stays acceptable either way
 const MAX_EXPIRY = 34560000; // 400 days, the gateway's bound on X-Session-Expiry
+const MAX_SUBJECT_LENGTH = 256; // bytes of printable ASCII, the gateway's bound on X-Session-Subject
+const HANDLE_LENGTH = 22; // characters of base64url in a session's handle (X-Session-Revoke)
+const HANDLE = /^[A-Za-z0-9_-]{22}$/;
 const MAX_DEPTH = 1000; // nesting the parser accepts; data under max_size never comes close
 
 // ---------------------------------------------------------------------------
@@ -40,6 +43,9 @@ function headerNames(sessionName = 'session') {
     clear: prefix + 'Clear',
     regenerate: prefix + 'Regenerate',
     expiry: prefix + 'Expiry',
+    subject: prefix + 'Subject',
+    revoke: prefix + 'Revoke',
+    persist: prefix + 'Persist',
   };
 }
 
@@ -523,6 +529,9 @@ class Session {
     this._cleared = false;
     this._regenerate = false;
     this._expiry = undefined;
+    this._subject = undefined; // '' removes it
+    this._revoke = undefined;
+    this._persist = undefined;
     this._sent = false;
   }
 
@@ -572,13 +581,17 @@ class Session {
     return this;
   }
 
-  // clear empties the session: the gateway deletes it and its cookie. Data
-  // set afterwards in the same response starts a session under a new ID.
+  // clear empties the session: the gateway deletes it and its cookie, and
+  // its subject. Data set afterwards in the same response starts a session
+  // under a new ID. A subject set before is dropped (set it again after
+  // clear() for the new session); regenerate, setExpiry, setPersist and
+  // revoke stay.
   clear() {
     this._assertOpen();
     this._cleared = true;
     this._current = new RawObject();
     this._view = undefined;
+    this._subject = undefined;
     return this;
   }
 
@@ -597,6 +610,98 @@ class Session {
       throw new RangeError(`caddy-session: expiry must be whole seconds from 0 to ${MAX_EXPIRY}`);
     }
     this._expiry = seconds;
+    return this;
+  }
+
+  // setSubject names the session's owner (X-Session-Subject), typically the
+  // user's ID, which the gateway keeps beside the session (not in the data)
+  // to find the user's sessions: to list them, and for revokeOthers and
+  // revokeAll. Send it with the data that logs the user in (and
+  // regenerate): the gateway keeps a subject only for a session that has
+  // data. A string of printable ASCII (' ' to '~'), 1 to 256 characters,
+  // without a leading or trailing space; anything else throws (TypeError for
+  // a non-string, such as a numeric ID: pass String(user.id); RangeError
+  // for a bad value) and changes nothing. removeSubject removes it.
+  setSubject(subject) {
+    this._assertOpen();
+    if (typeof subject !== 'string') {
+      throw new TypeError(`caddy-session: a subject is a string, not ${subject === null ? 'null' : typeof subject}`);
+    }
+    if (subject === '') throw new RangeError('caddy-session: the subject is empty: removeSubject() removes the subject');
+    if (subject.length > MAX_SUBJECT_LENGTH) {
+      throw new RangeError(`caddy-session: the subject is ${subject.length} characters, more than ${MAX_SUBJECT_LENGTH}`);
+    }
+    if (subject[0] === ' ' || subject[subject.length - 1] === ' ') {
+      throw new RangeError('caddy-session: the subject has a leading or trailing space');
+    }
+    const bad = subject.search(/[^\x20-\x7e]/);
+    if (bad >= 0) {
+      throw new RangeError(`caddy-session: the subject has U+${subject.charCodeAt(bad).toString(16).toUpperCase().padStart(4, '0')} at ${bad}: only printable ASCII (0x20 to 0x7E) is allowed`);
+    }
+    this._subject = subject;
+    return this;
+  }
+
+  // removeSubject removes the session's subject (an empty
+  // X-Session-Subject): the session no longer counts among its owner's.
+  // clear() removes it too.
+  removeSubject() {
+    this._assertOpen();
+    this._subject = '';
+    return this;
+  }
+
+  // revoke ends sessions of this session's subject (X-Session-Revoke), after
+  // the response's other changes: target is 'others' (every other session
+  // of the subject: revokeOthers), 'all' (every one, this one included:
+  // revokeAll) or a session's handle, 22 characters of base64url as the
+  // gateway lists the subject's sessions (that session, if it is the
+  // subject's). A response carries one target: another one after the first
+  // throws a SessionError SESSION_REVOKE_CONFLICT (the first stays), the
+  // same one again does not. Anything else throws (TypeError, RangeError)
+  // and changes nothing.
+  revoke(target) {
+    this._assertOpen();
+    if (typeof target !== 'string') {
+      throw new TypeError(`caddy-session: a revoke target is a string, not ${target === null ? 'null' : typeof target}`);
+    }
+    if (target !== 'others' && target !== 'all' && !HANDLE.test(target)) {
+      throw new RangeError(`caddy-session: revoke ${JSON.stringify(target.slice(0, 40))}: want "others", "all" or a session handle (${HANDLE_LENGTH} characters of base64url)`);
+    }
+    if (this._revoke !== undefined && this._revoke !== target) {
+      throw new SessionError(
+        'SESSION_REVOKE_CONFLICT',
+        `caddy-session: revoke ${JSON.stringify(target)}: this response already revokes ${JSON.stringify(this._revoke)}, and carries one revoke`,
+      );
+    }
+    this._revoke = target;
+    return this;
+  }
+
+  // revokeOthers ends every other session of this session's subject: "sign
+  // out other devices", after a password change say. At a login, send it
+  // with setSubject (and regenerate): this session stays.
+  revokeOthers() {
+    return this.revoke('others');
+  }
+
+  // revokeAll ends every session of this session's subject, this one
+  // included ("sign out everywhere"): the gateway deletes this response's
+  // cookie.
+  revokeAll() {
+    return this.revoke('all');
+  }
+
+  // setPersist chooses this session's cookie (X-Session-Persist), a
+  // "remember me": true makes it persistent (with a Max-Age, as the
+  // gateway's expiry or setExpiry gives it), false a browser-session cookie
+  // (without), whatever the gateway's sessioncookie says. The gateway keeps
+  // the choice for the session, across renewals and regenerates. Anything
+  // but a boolean throws a TypeError.
+  setPersist(persist) {
+    this._assertOpen();
+    if (typeof persist !== 'boolean') throw new TypeError('caddy-session: persist is true or false');
+    this._persist = persist;
     return this;
   }
 
@@ -621,6 +726,9 @@ class Session {
     const p = this.patch();
     if (p !== undefined) out.push([this.names.set, p]);
     if (this._expiry !== undefined) out.push([this.names.expiry, String(this._expiry)]);
+    if (this._subject !== undefined) out.push([this.names.subject, this._subject]);
+    if (this._persist !== undefined) out.push([this.names.persist, String(this._persist)]);
+    if (this._revoke !== undefined) out.push([this.names.revoke, this._revoke]);
     return out;
   }
 
@@ -734,6 +842,8 @@ module.exports = {
   DEFAULT_MAX_SIZE,
   DEFAULT_MAX_AGE,
   MAX_EXPIRY,
+  MAX_SUBJECT_LENGTH,
+  HANDLE_LENGTH,
   Session,
   SessionError,
   read,

@@ -5,6 +5,8 @@ export const {
   DEFAULT_MAX_SIZE,
   DEFAULT_MAX_AGE,
   MAX_EXPIRY,
+  MAX_SUBJECT_LENGTH,
+  HANDLE_LENGTH,
   Session,
   SessionError,
   read,

@@ -4,7 +4,8 @@ The gateway (Caddy with the ``session`` handler) hands each request's
 session to the app as request headers (``X-Session-Id``, ``X-Session-New``,
 ``X-Session-Data``, and with a ``secret``, ``X-Session-Signature``) and
 takes changes back from response headers (``X-Session-Set``,
-``X-Session-Clear``, ``X-Session-Regenerate``, ``X-Session-Expiry``), which
+``X-Session-Clear``, ``X-Session-Regenerate``, ``X-Session-Expiry``,
+``X-Session-Subject``, ``X-Session-Revoke``, ``X-Session-Persist``), which
 never reach the client. This module reads and verifies the first, and
 writes the second: all changes of one response as ONE JSON merge patch
 (RFC 7396) in ASCII.
@@ -16,6 +17,9 @@ writes the second: all changes of one response as ONE JSON merge patch
     session = request.environ["caddy_session"]
     session.regenerate()
     session.set("user", "alice")   # raises SessionTooLarge past max_size
+    session.set_subject("42")      # the user's ID: the gateway finds their sessions by it
+    session.revoke_others()        # sign out the user's other devices
+    session.set_persist(True)      # "remember me": a persistent cookie
 
 Also ``ASGIMiddleware`` (``scope["caddy_session"]``) and
 ``DjangoMiddleware`` (``request.caddy_session``; settings in
@@ -39,7 +43,9 @@ __all__ = [
     "DEFAULT_MAX_AGE",
     "DEFAULT_MAX_SIZE",
     "DEFAULT_SESSION_NAME",
+    "HANDLE_LENGTH",
     "MAX_EXPIRY",
+    "MAX_SUBJECT_LENGTH",
     "ASGIMiddleware",
     "DjangoMiddleware",
     "JSONNumber",
@@ -57,9 +63,12 @@ DEFAULT_SESSION_NAME = "session"
 DEFAULT_MAX_AGE = 300  # seconds either way between the signature's time and ours
 DEFAULT_MAX_SIZE = 8000  # the gateway's default max_size, bytes of canonical JSON
 MAX_EXPIRY = 34560000  # 400 days, the longest X-Session-Expiry
+MAX_SUBJECT_LENGTH = 256  # bytes of printable ASCII, the longest X-Session-Subject
+HANDLE_LENGTH = 22  # characters of base64url in a session's handle (X-Session-Revoke)
 
 _JSONValue = Any
 _SIGNATURE = re.compile(r"t=([0-9]{1,18}),v2=([0-9a-f]{64})")
+_HANDLE = re.compile(r"[A-Za-z0-9_-]{%d}" % HANDLE_LENGTH)
 
 
 class SessionTooLarge(ValueError):
@@ -263,6 +272,9 @@ def header_names(session_name: str = DEFAULT_SESSION_NAME) -> Dict[str, str]:
             "clear": "Clear",
             "regenerate": "Regenerate",
             "expiry": "Expiry",
+            "subject": "Subject",
+            "revoke": "Revoke",
+            "persist": "Persist",
         }.items()
     }
 
@@ -371,6 +383,9 @@ class Session:
         self._clear = False
         self._regenerate = False
         self._expiry: Optional[int] = None
+        self._subject: Optional[str] = None  # "" removes it
+        self._revoke: Optional[str] = None
+        self._persist: Optional[bool] = None
 
     # reading
 
@@ -419,10 +434,14 @@ class Session:
             self._data = {k: v for k, v in self._data.items() if k != key}
 
     def clear(self) -> None:
-        """Empty the session: the gateway deletes it and its cookie. Changes
-        made before are dropped; changes after start a new session."""
+        """Empty the session: the gateway deletes it and its cookie, and its
+        subject. Changes to the data made before are dropped, and so is a
+        subject set before (set it again after ``clear`` for the new
+        session); changes after start a new session. A ``regenerate``,
+        ``set_expiry``, ``set_persist`` or ``revoke`` stays."""
         self._clear = True
         self._base, self._base_size, self._data = {}, 2, {}
+        self._subject = None
 
     def regenerate(self) -> None:
         """A new ID for the session, its data kept: do it on login."""
@@ -437,6 +456,89 @@ class Session:
         if seconds != int(seconds) or not 0 <= seconds <= MAX_EXPIRY:
             raise ValueError("caddy_session: expiry must be whole seconds from 0 to %d" % MAX_EXPIRY)
         self._expiry = int(seconds)
+
+    def set_subject(self, subject: str) -> None:
+        """Name the session's owner (``X-Session-Subject``), typically the
+        user's ID, which the gateway keeps beside the session (not in the
+        data) to find the user's sessions: to list them, and for
+        ``revoke_others`` and ``revoke_all``. Send it with the data that logs
+        the user in (and ``regenerate``): the gateway keeps a subject only
+        for a session that has data.
+
+        ``subject`` is an opaque str of printable ASCII (``" "`` to ``"~"``),
+        1 to MAX_SUBJECT_LENGTH characters, with no leading or trailing
+        space: anything else raises ValueError (TypeError for a non-str,
+        such as an int ID: pass ``str(user.id)``), and changes nothing.
+        ``remove_subject`` removes it."""
+        if not isinstance(subject, str):
+            raise TypeError("caddy_session: a subject is a str, not %s" % type(subject).__name__)
+        if subject == "":
+            raise ValueError("caddy_session: the subject is empty: remove_subject() removes the subject")
+        if len(subject) > MAX_SUBJECT_LENGTH:
+            raise ValueError(
+                "caddy_session: the subject is %d characters, more than %d" % (len(subject), MAX_SUBJECT_LENGTH)
+            )
+        if subject[0] == " " or subject[-1] == " ":
+            raise ValueError("caddy_session: the subject has a leading or trailing space")
+        for i, c in enumerate(subject):
+            if not " " <= c <= "~":
+                raise ValueError(
+                    "caddy_session: the subject has %r at %d: only printable ASCII (0x20 to 0x7E) is allowed" % (c, i)
+                )
+        self._subject = subject
+
+    def remove_subject(self) -> None:
+        """Remove the session's subject (an empty ``X-Session-Subject``): the
+        session no longer counts among its owner's. ``clear`` removes it too."""
+        self._subject = ""
+
+    def revoke(self, target: str) -> None:
+        """End sessions of this session's subject (``X-Session-Revoke``),
+        after the response's other changes: ``target`` is ``"others"``
+        (every other session of the subject: ``revoke_others``), ``"all"``
+        (every one, this one included: ``revoke_all``) or a session's
+        handle, HANDLE_LENGTH characters of base64url as the gateway lists
+        the subject's sessions (that session, if it is the subject's).
+
+        A response carries one target: another one after the first raises
+        ValueError (the first stays); the same one again does not. Anything
+        else raises ValueError (TypeError for a non-str), and changes
+        nothing."""
+        if not isinstance(target, str):
+            raise TypeError("caddy_session: a revoke target is a str, not %s" % type(target).__name__)
+        if target not in ("others", "all") and _HANDLE.fullmatch(target) is None:
+            raise ValueError(
+                'caddy_session: revoke %r: want "others", "all" or a session handle (%d characters of base64url)'
+                % (target[:40], HANDLE_LENGTH)
+            )
+        if self._revoke is not None and self._revoke != target:
+            raise ValueError(
+                "caddy_session: revoke %r: this response already revokes %r, and carries one revoke"
+                % (target, self._revoke)
+            )
+        self._revoke = target
+
+    def revoke_others(self) -> None:
+        """End every other session of this session's subject: "sign out other
+        devices", after a password change say. At a login, send it with
+        ``set_subject`` (and ``regenerate``): this session stays."""
+        self.revoke("others")
+
+    def revoke_all(self) -> None:
+        """End every session of this session's subject, this one included
+        ("sign out everywhere"): the gateway deletes this response's cookie."""
+        self.revoke("all")
+
+    def set_persist(self, persist: bool) -> None:
+        """Choose this session's cookie (``X-Session-Persist``), a "remember
+        me": True makes it persistent (with a Max-Age, as the gateway's
+        expiry or ``set_expiry`` gives it), False a browser-session cookie
+        (without), whatever the gateway's ``sessioncookie`` says. The gateway
+        keeps the choice for the session, across renewals and regenerates.
+        Raises TypeError for anything but a bool."""
+        if not isinstance(persist, bool):
+            raise TypeError("caddy_session: persist is True or False, not %s" % type(persist).__name__)
+        self._persist = persist
 
     def patch(self) -> Optional[str]:
         """The merge patch this response sends, or None."""
@@ -456,6 +558,12 @@ class Session:
             out.append((names["set"], p))
         if self._expiry is not None:
             out.append((names["expiry"], str(self._expiry)))
+        if self._subject is not None:
+            out.append((names["subject"], self._subject))
+        if self._persist is not None:
+            out.append((names["persist"], "true" if self._persist else "false"))
+        if self._revoke is not None:
+            out.append((names["revoke"], self._revoke))
         return out
 
     def __repr__(self) -> str:

@@ -217,6 +217,206 @@ class Writing(unittest.TestCase):
                 self.assertFalse(cs._over_size(len(merged), len(base_json), limit))
 
 
+# Subjects and revoke targets the helpers take and refuse, the same in every language's tests.
+ALL_PRINTABLE = "".join(chr(c) for c in range(0x21, 0x50)) + " " + "".join(chr(c) for c in range(0x50, 0x7F))
+GOOD_SUBJECTS = ["42", "user@example.com", "a b", "~", "x" * cs.MAX_SUBJECT_LENGTH, ALL_PRINTABLE]
+BAD_SUBJECTS = ["", " 42", "42 ", " ", "4\t2", "a\nb", "\x00", "\x7f", "é", "\ud800", "x" * (cs.MAX_SUBJECT_LENGTH + 1)]
+GOOD_TARGETS = ["others", "all", "A" * 22, "abcdefghijklmnopqrstu-", "0123456789_-ABCDEFGHIJ"]
+BAD_TARGETS = [
+    "", "other", "Others", "ALL", " all", "others ", "none", "A" * 21, "A" * 23,
+    "A" * 21 + "+", "A" * 21 + "/", "A" * 20 + "==", "A" * 21 + "é", "A" * 21 + "\n",
+]
+
+
+class Owner(unittest.TestCase):
+    """X-Session-Subject, X-Session-Revoke, X-Session-Persist."""
+
+    def test_login(self):
+        s = session_with('{"cart":[1]}')
+        s.regenerate()
+        s.set("user", "alice")
+        s.set_subject("42")
+        s.revoke_others()
+        s.set_persist(True)
+        self.assertEqual(
+            s.response_headers(),
+            [
+                ("X-Session-Regenerate", "true"),
+                ("X-Session-Set", '{"user":"alice"}'),
+                ("X-Session-Subject", "42"),
+                ("X-Session-Persist", "true"),
+                ("X-Session-Revoke", "others"),
+            ],
+        )
+        # A later call replaces the subject and the persist choice.
+        s.set_subject("43")
+        s.set_persist(False)
+        headers = dict(s.response_headers())
+        self.assertEqual((headers["X-Session-Subject"], headers["X-Session-Persist"]), ("43", "false"))
+
+    def test_nothing_asked_nothing_sent(self):
+        s = session_with('{"a":1}')
+        self.assertEqual(s.response_headers(), [])
+        s.regenerate()
+        s.set("b", 2)
+        s.set_expiry(3600)
+        self.assertEqual([n for n, _ in s.response_headers()], ["X-Session-Regenerate", "X-Session-Set", "X-Session-Expiry"])
+
+    def test_subject_validation(self):
+        for subject in GOOD_SUBJECTS:
+            with self.subTest(subject=subject):
+                s = session_with("{}")
+                s.set_subject(subject)
+                self.assertEqual(s.response_headers(), [("X-Session-Subject", subject)])
+        for subject in BAD_SUBJECTS:
+            with self.subTest(subject=subject):
+                s = session_with("{}")
+                s.set_subject("kept")
+                with self.assertRaises(ValueError) as e:
+                    s.set_subject(subject)
+                self.assertIn("subject", str(e.exception))
+                self.assertEqual(s.response_headers(), [("X-Session-Subject", "kept")])
+        for wrong in [42, None, b"42", ["42"]]:
+            with self.subTest(wrong=wrong), self.assertRaises(TypeError):
+                session_with("{}").set_subject(wrong)
+        # remove_subject sends the empty value, which removes it.
+        s = session_with('{"user":"alice"}')
+        s.remove_subject()
+        self.assertEqual(s.response_headers(), [("X-Session-Subject", "")])
+        s.set_subject("42")
+        self.assertEqual(s.response_headers(), [("X-Session-Subject", "42")])
+
+    def test_revoke_validation(self):
+        for target in GOOD_TARGETS:
+            with self.subTest(target=target):
+                s = session_with("{}")
+                s.revoke(target)
+                self.assertEqual(s.response_headers(), [("X-Session-Revoke", target)])
+        for target in BAD_TARGETS:
+            with self.subTest(target=target):
+                s = session_with("{}")
+                with self.assertRaises(ValueError) as e:
+                    s.revoke(target)
+                self.assertIn('want "others", "all" or a session handle', str(e.exception))
+                self.assertEqual(s.response_headers(), [])
+        with self.assertRaises(TypeError):
+            session_with("{}").revoke(None)
+        # One value per response: the same again is fine, another is refused and the first stays.
+        s = session_with("{}")
+        s.revoke_others()
+        s.revoke("others")
+        for other in [s.revoke_all, lambda: s.revoke("A" * 22)]:
+            with self.assertRaises(ValueError) as e:
+                other()
+            self.assertIn("already revokes 'others'", str(e.exception))
+        self.assertEqual(s.response_headers(), [("X-Session-Revoke", "others")])
+        s = session_with('{"user":"alice"}')
+        s.revoke_all()
+        self.assertEqual(s.response_headers(), [("X-Session-Revoke", "all")])
+
+    def test_persist_validation(self):
+        for wrong in [1, 0, "true", None]:
+            with self.subTest(wrong=wrong), self.assertRaises(TypeError):
+                session_with("{}").set_persist(wrong)
+        s = session_with("{}")
+        s.set_persist(False)
+        self.assertEqual(s.response_headers(), [("X-Session-Persist", "false")])
+
+    def test_clear_and_regenerate(self):
+        # A subject set before a clear goes with the cleared session; the revoke,
+        # the persist choice and the regenerate stay.
+        s = session_with('{"user":"alice"}')
+        s.set_subject("42")
+        s.set_persist(True)
+        s.revoke_all()
+        s.regenerate()
+        s.clear()
+        self.assertEqual(
+            s.response_headers(),
+            [
+                ("X-Session-Clear", "true"),
+                ("X-Session-Regenerate", "true"),
+                ("X-Session-Persist", "true"),
+                ("X-Session-Revoke", "all"),
+            ],
+        )
+        # A subject set after the clear names the new session's owner.
+        s.set("user", "bob")
+        s.set_subject("43")
+        headers = dict(s.response_headers())
+        self.assertEqual((headers["X-Session-Set"], headers["X-Session-Subject"]), ('{"user":"bob"}', "43"))
+        s.clear()
+        self.assertNotIn("X-Session-Subject", dict(s.response_headers()))
+        # remove_subject before a clear is dropped too: the clear removes it anyway.
+        s = session_with('{"user":"alice"}')
+        s.remove_subject()
+        s.clear()
+        self.assertEqual(s.response_headers(), [("X-Session-Clear", "true")])
+
+    def test_session_name(self):
+        s = cs.read({"X-Alt-Session-Id": "a", "X-Alt-Session-Data": "{}"}, session_name="alt_session")
+        s.set_subject("42")
+        s.revoke_others()
+        s.set_persist(False)
+        self.assertEqual(
+            s.response_headers(),
+            [("X-Alt-Session-Subject", "42"), ("X-Alt-Session-Persist", "false"), ("X-Alt-Session-Revoke", "others")],
+        )
+        names = cs.header_names("alt_session")
+        self.assertEqual(
+            (names["subject"], names["revoke"], names["persist"]),
+            ("X-Alt-Session-Subject", "X-Alt-Session-Revoke", "X-Alt-Session-Persist"),
+        )
+
+    def test_wsgi_and_asgi(self):
+        def wsgi_app(environ, start_response):
+            s = environ["caddy_session"]
+            s.regenerate()
+            s.set("user", "alice")
+            s.set_subject("42")
+            s.revoke_others()
+            s.set_persist(True)
+            start_response("200 OK", [("Content-Type", "text/plain")])
+            return [b"ok"]
+
+        got = {}
+
+        def start_response(status, hs, exc_info=None):
+            got["headers"] = hs
+
+        environ = {"HTTP_X_ALT_SESSION_ID": "abc", "HTTP_X_ALT_SESSION_DATA": "{}", "HTTP_X_ALT_SESSION_NEW": "true"}
+        cs.WSGIMiddleware(wsgi_app, session_name="alt_session")(environ, start_response)
+        self.assertEqual(
+            got["headers"],
+            [
+                ("Content-Type", "text/plain"),
+                ("X-Alt-Session-Regenerate", "true"),
+                ("X-Alt-Session-Set", '{"user":"alice"}'),
+                ("X-Alt-Session-Subject", "42"),
+                ("X-Alt-Session-Persist", "true"),
+                ("X-Alt-Session-Revoke", "others"),
+            ],
+        )
+
+        async def asgi_app(scope, receive, send):
+            scope["caddy_session"].remove_subject()
+            scope["caddy_session"].revoke_all()
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+
+        sent = []
+
+        async def receive():
+            return {"type": "http.request", "body": b""}
+
+        async def send(message):
+            sent.append(message)
+
+        scope = {"type": "http", "headers": [(b"x-session-id", b"abc"), (b"x-session-data", b'{"user":"alice"}')]}
+        asyncio.run(cs.ASGIMiddleware(asgi_app)(scope, receive, send))
+        self.assertEqual(sent[0]["headers"], [(b"x-session-subject", b""), (b"x-session-revoke", b"all")])
+
+
 class Verifying(unittest.TestCase):
     def test_hostile_never_raises(self):
         now = 1767225600

@@ -135,3 +135,25 @@ test('clear and expiry reach the head of a flushed response', async () => {
   }), { headers: { 'X-Session-Data': '{"a":1}' } });
   assert.deepEqual(sessionHeaders(res.raw), [['X-Session-Clear', 'true'], ['X-Session-Expiry', '60']]);
 });
+
+test('subject, revoke and persist reach the head; an empty subject as an empty value', async () => {
+  const mw = cs.middleware({ sessionName: 'alt_session' });
+  const app = (req, res) => mw(req, res, () => {
+    const s = req.caddySession;
+    if (req.url === '/login') s.regenerate().set('user', 'alice').setSubject('42').revokeOthers().setPersist(true);
+    if (req.url === '/forget') s.removeSubject();
+    if (req.url === '/everywhere') s.revokeAll();
+    res.end('ok');
+  });
+  const alt = (raw) => raw.filter(([n]) => /^x-alt-session-/i.test(n));
+  assert.deepEqual(alt((await serve(app, { path: '/login' })).raw), [
+    ['X-Alt-Session-Regenerate', 'true'],
+    ['X-Alt-Session-Set', '{"user":"alice"}'],
+    ['X-Alt-Session-Subject', '42'],
+    ['X-Alt-Session-Persist', 'true'],
+    ['X-Alt-Session-Revoke', 'others'],
+  ]);
+  assert.deepEqual(alt((await serve(app, { path: '/forget' })).raw), [['X-Alt-Session-Subject', '']]);
+  assert.deepEqual(alt((await serve(app, { path: '/everywhere' })).raw), [['X-Alt-Session-Revoke', 'all']]);
+  assert.deepEqual(alt((await serve(app, { path: '/plain' })).raw), []);
+});

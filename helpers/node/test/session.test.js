@@ -139,6 +139,110 @@ test('session_name gives the header names', () => {
   assert.throws(() => cs.headerNames('bad name'), TypeError);
 });
 
+// Subjects and revoke targets the helpers take and refuse, the same in every language's tests.
+let ALL_PRINTABLE = '';
+for (let c = 0x21; c <= 0x7e; c++) ALL_PRINTABLE += (c === 0x50 ? ' ' : '') + String.fromCharCode(c);
+const GOOD_SUBJECTS = ['42', 'user@example.com', 'a b', '~', 'x'.repeat(cs.MAX_SUBJECT_LENGTH), ALL_PRINTABLE];
+const BAD_SUBJECTS = ['', ' 42', '42 ', ' ', '4\t2', 'a\nb', '\x00', '\x7f', 'é', '\ud800', '😀', 'x'.repeat(cs.MAX_SUBJECT_LENGTH + 1)];
+const GOOD_TARGETS = ['others', 'all', 'A'.repeat(22), 'abcdefghijklmnopqrstu-', '0123456789_-ABCDEFGHIJ'];
+const BAD_TARGETS = ['', 'other', 'Others', 'ALL', ' all', 'others ', 'none', 'A'.repeat(21), 'A'.repeat(23),
+  'A'.repeat(21) + '+', 'A'.repeat(21) + '/', 'A'.repeat(20) + '==', 'A'.repeat(21) + 'é', 'A'.repeat(21) + '\n'];
+
+test('login: subject, revoke others, persist, in the order the gateway applies them', () => {
+  const s = sessionOf('{"cart":[1]}');
+  s.regenerate().set('user', 'alice').setSubject('42').revokeOthers().setPersist(true);
+  assert.deepEqual(s.responseHeaders(), [
+    ['X-Session-Regenerate', 'true'],
+    ['X-Session-Set', '{"user":"alice"}'],
+    ['X-Session-Subject', '42'],
+    ['X-Session-Persist', 'true'],
+    ['X-Session-Revoke', 'others'],
+  ]);
+  // A later call replaces the subject and the persist choice.
+  s.setSubject('43').setPersist(false);
+  assert.equal(header(s, 'X-Session-Subject'), '43');
+  assert.equal(header(s, 'X-Session-Persist'), 'false');
+});
+
+test('subject, revoke, persist: nothing sent when not asked for', () => {
+  const s = sessionOf('{"a":1}');
+  assert.deepEqual(s.responseHeaders(), []);
+  s.regenerate().set('b', 2).setExpiry(3600);
+  assert.deepEqual(s.responseHeaders().map(([n]) => n), ['X-Session-Regenerate', 'X-Session-Set', 'X-Session-Expiry']);
+});
+
+test('setSubject: printable ASCII, 1 to 256, no outer spaces; removeSubject sends the empty value', () => {
+  for (const subject of GOOD_SUBJECTS) {
+    assert.deepEqual(sessionOf('{}').setSubject(subject).responseHeaders(), [['X-Session-Subject', subject]], subject);
+  }
+  for (const subject of BAD_SUBJECTS) {
+    const s = sessionOf('{}').setSubject('kept');
+    assert.throws(() => s.setSubject(subject), { name: 'RangeError', message: /subject/ }, JSON.stringify(subject));
+    assert.deepEqual(s.responseHeaders(), [['X-Session-Subject', 'kept']], 'a refused subject changes nothing');
+  }
+  for (const wrong of [42, null, undefined, ['42'], Buffer.from('42')]) {
+    assert.throws(() => sessionOf('{}').setSubject(wrong), TypeError);
+  }
+  const s = sessionOf('{"user":"alice"}').removeSubject();
+  assert.deepEqual(s.responseHeaders(), [['X-Session-Subject', '']]);
+  s.setSubject('42');
+  assert.deepEqual(s.responseHeaders(), [['X-Session-Subject', '42']]);
+});
+
+test('revoke: others, all or a handle; one target per response', () => {
+  for (const target of GOOD_TARGETS) {
+    assert.deepEqual(sessionOf('{}').revoke(target).responseHeaders(), [['X-Session-Revoke', target]], target);
+  }
+  for (const target of BAD_TARGETS) {
+    const s = sessionOf('{}');
+    assert.throws(() => s.revoke(target), { name: 'RangeError', message: /want "others", "all" or a session handle/ }, JSON.stringify(target));
+    assert.deepEqual(s.responseHeaders(), []);
+  }
+  for (const wrong of [null, undefined, 1, {}]) assert.throws(() => sessionOf('{}').revoke(wrong), TypeError);
+  const s = sessionOf('{}').revokeOthers().revoke('others'); // the same again: fine
+  for (const other of [() => s.revokeAll(), () => s.revoke('A'.repeat(22))]) {
+    assert.throws(other, { name: 'SessionError', code: 'SESSION_REVOKE_CONFLICT', message: /already revokes "others"/ });
+  }
+  assert.deepEqual(s.responseHeaders(), [['X-Session-Revoke', 'others']], 'the first target stays');
+  assert.deepEqual(sessionOf('{"user":"alice"}').revokeAll().responseHeaders(), [['X-Session-Revoke', 'all']]);
+});
+
+test('setPersist takes a boolean', () => {
+  for (const wrong of [1, 0, 'true', null, undefined]) assert.throws(() => sessionOf('{}').setPersist(wrong), TypeError);
+  assert.deepEqual(sessionOf('{}').setPersist(false).responseHeaders(), [['X-Session-Persist', 'false']]);
+});
+
+test('clear drops a subject set before it; revoke, persist and regenerate stay', () => {
+  const s = sessionOf('{"user":"alice"}');
+  s.setSubject('42').setPersist(true).revokeAll().regenerate().clear();
+  assert.deepEqual(s.responseHeaders(), [
+    ['X-Session-Clear', 'true'],
+    ['X-Session-Regenerate', 'true'],
+    ['X-Session-Persist', 'true'],
+    ['X-Session-Revoke', 'all'],
+  ]);
+  // A subject set after the clear names the new session's owner.
+  s.set('user', 'bob').setSubject('43');
+  assert.equal(header(s, 'X-Session-Set'), '{"user":"bob"}');
+  assert.equal(header(s, 'X-Session-Subject'), '43');
+  s.clear();
+  assert.equal(header(s, 'X-Session-Subject'), undefined);
+  // removeSubject before a clear is dropped too: the clear removes it anyway.
+  assert.deepEqual(sessionOf('{"user":"alice"}').removeSubject().clear().responseHeaders(), [['X-Session-Clear', 'true']]);
+});
+
+test('subject, revoke, persist follow session_name', () => {
+  const names = cs.headerNames('alt_session');
+  assert.deepEqual([names.subject, names.revoke, names.persist], ['X-Alt-Session-Subject', 'X-Alt-Session-Revoke', 'X-Alt-Session-Persist']);
+  const s = cs.read({ 'x-alt-session-id': 'i', 'x-alt-session-data': '{}' }, { sessionName: 'alt_session' });
+  s.setSubject('42').revokeOthers().setPersist(false);
+  assert.deepEqual(s.responseHeaders(), [
+    ['X-Alt-Session-Subject', '42'],
+    ['X-Alt-Session-Persist', 'false'],
+    ['X-Alt-Session-Revoke', 'others'],
+  ]);
+});
+
 test('read: missing or malformed headers give an empty session, never a throw', () => {
   for (const h of [{}, { 'x-session-data': 'not json' }, { 'x-session-data': '[1]' }, { 'x-session-data': '"s"' }, { 'x-session-data': ['{}', '{}'] }]) {
     const s = cs.read(h);
@@ -257,6 +361,10 @@ test('changes after the head went out throw rather than vanish', () => {
   s.markSent();
   assert.throws(() => s.set('a', 1), { code: 'SESSION_HEADERS_SENT' });
   assert.throws(() => s.clear(), { code: 'SESSION_HEADERS_SENT' });
+  for (const late of [() => s.setSubject('42'), () => s.removeSubject(), () => s.revoke('others'), () => s.revokeOthers(), () => s.revokeAll(), () => s.setPersist(true)]) {
+    assert.throws(late, { code: 'SESSION_HEADERS_SENT' });
+  }
+  assert.deepEqual(s.responseHeaders(), []);
 });
 
 test('ESM entry point exports the same API', async () => {
@@ -264,4 +372,6 @@ test('ESM entry point exports the same API', async () => {
   assert.equal(esm.verify, cs.verify);
   assert.equal(esm.middleware, cs.middleware);
   assert.equal(esm.default, cs);
+  assert.equal(esm.MAX_SUBJECT_LENGTH, 256);
+  assert.equal(esm.HANDLE_LENGTH, 22);
 });

@@ -22,6 +22,8 @@ final class Session
     public const DEFAULT_MAX_SIZE = 8000; // bytes of canonical JSON, the gateway's default max_size
     public const DEFAULT_MAX_AGE = 300;   // seconds a signature stays acceptable, either way
     public const MAX_EXPIRY = 34560000;   // 400 days, the gateway's bound on X-Session-Expiry
+    public const MAX_SUBJECT_LENGTH = 256; // bytes of printable ASCII, the gateway's bound on X-Session-Subject
+    public const HANDLE_LENGTH = 22;      // characters of base64url in a session's handle (X-Session-Revoke)
     /** The PSR-7 request attribute Middleware puts the session in. */
     public const ATTRIBUTE = 'caddySession';
 
@@ -34,6 +36,10 @@ final class Session
     private bool $cleared = false;
     private bool $regenerate = false;
     private ?int $expiry = null;
+    /** The subject to send; '' removes it, null sends none. */
+    private ?string $subject = null;
+    private ?string $revoke = null;
+    private ?bool $persist = null;
     private bool $sent = false;
     /** @var array<string, string> */
     private array $names;
@@ -182,7 +188,8 @@ final class Session
         $prefix = implode('-', array_map(fn ($w) => ucfirst(strtolower($w)), $words));
         $out = [];
         foreach (['id' => 'Id', 'data' => 'Data', 'new' => 'New', 'signature' => 'Signature', 'set' => 'Set',
-            'clear' => 'Clear', 'regenerate' => 'Regenerate', 'expiry' => 'Expiry'] as $k => $suffix) {
+            'clear' => 'Clear', 'regenerate' => 'Regenerate', 'expiry' => 'Expiry',
+            'subject' => 'Subject', 'revoke' => 'Revoke', 'persist' => 'Persist'] as $k => $suffix) {
             $out[$k] = $prefix . $suffix;
         }
         return $out;
@@ -292,14 +299,18 @@ final class Session
     }
 
     /**
-     * Empties the session: the gateway deletes it and its cookie. Data set
-     * afterwards in the same response starts a session under a new ID.
+     * Empties the session: the gateway deletes it and its cookie, and its
+     * subject. Data set afterwards in the same response starts a session
+     * under a new ID. A subject set before is dropped (set it again after
+     * clear() for the new session); regenerate, setExpiry, setPersist and
+     * revoke stay.
      */
     public function clear(): self
     {
         $this->assertOpen();
         $this->cleared = true;
         $this->current = new RawObject();
+        $this->subject = null;
         return $this;
     }
 
@@ -319,6 +330,115 @@ final class Session
             throw new \RangeException('caddy-session: expiry must be whole seconds from 0 to ' . self::MAX_EXPIRY);
         }
         $this->expiry = $seconds;
+        return $this;
+    }
+
+    /**
+     * Names the session's owner (X-Session-Subject), typically the user's
+     * ID, which the gateway keeps beside the session (not in the data) to
+     * find the user's sessions: to list them, and for revokeOthers() and
+     * revokeAll(). Send it with the data that logs the user in (and
+     * regenerate()): the gateway keeps a subject only for a session that
+     * has data. Printable ASCII (0x20 to 0x7E), 1 to 256 bytes, without a
+     * leading or trailing space. removeSubject() removes it.
+     *
+     * @throws \InvalidArgumentException for any other subject: nothing changed
+     */
+    public function setSubject(string $subject): self
+    {
+        $this->assertOpen();
+        if ($subject === '') {
+            throw new \InvalidArgumentException('caddy-session: the subject is empty: removeSubject() removes the subject');
+        }
+        if (strlen($subject) > self::MAX_SUBJECT_LENGTH) {
+            throw new \InvalidArgumentException('caddy-session: the subject is ' . strlen($subject) . ' bytes, more than ' . self::MAX_SUBJECT_LENGTH);
+        }
+        if ($subject[0] === ' ' || $subject[-1] === ' ') {
+            throw new \InvalidArgumentException('caddy-session: the subject has a leading or trailing space');
+        }
+        if (preg_match('/[^\x20-\x7e]/', $subject, $m, PREG_OFFSET_CAPTURE) === 1) {
+            throw new \InvalidArgumentException(sprintf(
+                'caddy-session: the subject has byte 0x%02x at %d: only printable ASCII (0x20 to 0x7E) is allowed',
+                ord($m[0][0]),
+                $m[0][1],
+            ));
+        }
+        $this->subject = $subject;
+        return $this;
+    }
+
+    /**
+     * Removes the session's subject (an empty X-Session-Subject): the
+     * session no longer counts among its owner's. clear() removes it too.
+     */
+    public function removeSubject(): self
+    {
+        $this->assertOpen();
+        $this->subject = '';
+        return $this;
+    }
+
+    /**
+     * Ends sessions of this session's subject (X-Session-Revoke), after the
+     * response's other changes: $target is 'others' (every other session of
+     * the subject: revokeOthers()), 'all' (every one, this one included:
+     * revokeAll()) or a session's handle, 22 characters of base64url as the
+     * gateway lists the subject's sessions (that session, if it is the
+     * subject's). A response carries one target; the same one again is fine.
+     *
+     * @throws \InvalidArgumentException for any other target: nothing changed
+     * @throws SessionException REVOKE_CONFLICT for a second, different target: the first stays
+     */
+    public function revoke(string $target): self
+    {
+        $this->assertOpen();
+        if ($target !== 'others' && $target !== 'all' && preg_match('/^[A-Za-z0-9_-]{' . self::HANDLE_LENGTH . '}\z/', $target) !== 1) {
+            throw new \InvalidArgumentException(sprintf(
+                'caddy-session: revoke %s: want "others", "all" or a session handle (%d characters of base64url)',
+                json_encode(substr($target, 0, 40), JSON_INVALID_UTF8_SUBSTITUTE | JSON_UNESCAPED_SLASHES),
+                self::HANDLE_LENGTH,
+            ));
+        }
+        if ($this->revoke !== null && $this->revoke !== $target) {
+            throw new SessionException(
+                SessionException::REVOKE_CONFLICT,
+                "caddy-session: revoke \"$target\": this response already revokes \"{$this->revoke}\", and carries one revoke",
+            );
+        }
+        $this->revoke = $target;
+        return $this;
+    }
+
+    /**
+     * Ends every other session of this session's subject: "sign out other
+     * devices", after a password change say. At a login, send it with
+     * setSubject() (and regenerate()): this session stays.
+     */
+    public function revokeOthers(): self
+    {
+        return $this->revoke('others');
+    }
+
+    /**
+     * Ends every session of this session's subject, this one included
+     * ("sign out everywhere"): the gateway deletes this response's cookie.
+     */
+    public function revokeAll(): self
+    {
+        return $this->revoke('all');
+    }
+
+    /**
+     * Chooses this session's cookie (X-Session-Persist), a "remember me":
+     * true makes it persistent (with a Max-Age, as the gateway's expiry or
+     * setExpiry() gives it), false a browser-session cookie (without),
+     * whatever the gateway's sessioncookie says. The gateway keeps the
+     * choice for the session, across renewals and regenerates.
+     */
+    public function setPersist(bool $persist): self
+    {
+        $this->assertOpen();
+        $this->persist = $persist;
         return $this;
     }
 
@@ -351,6 +471,15 @@ final class Session
         }
         if ($this->expiry !== null) {
             $out[] = [$this->names['expiry'], (string) $this->expiry];
+        }
+        if ($this->subject !== null) {
+            $out[] = [$this->names['subject'], $this->subject];
+        }
+        if ($this->persist !== null) {
+            $out[] = [$this->names['persist'], $this->persist ? 'true' : 'false'];
+        }
+        if ($this->revoke !== null) {
+            $out[] = [$this->names['revoke'], $this->revoke];
         }
         return $out;
     }

@@ -212,6 +212,92 @@ $s = Session::fromHeaders([]);
 $s->markSent();
 same(thrown(fn () => $s->set('a', 1))?->reason ?? null, 'SESSION_SENT', 'a change after sending throws');
 
+// --- subject, revoke, persist ------------------------------------------------
+
+// Subjects and revoke targets the helpers take and refuse, the same in every language's tests.
+$allPrintable = '';
+for ($c = 0x21; $c <= 0x7e; $c++) {
+    $allPrintable .= ($c === 0x50 ? ' ' : '') . chr($c);
+}
+$goodSubjects = ['42', 'user@example.com', 'a b', '~', str_repeat('x', Session::MAX_SUBJECT_LENGTH), $allPrintable];
+$badSubjects = ['', ' 42', '42 ', ' ', "4\t2", "a\nb", "\x00", "\x7f", 'é', "x\xff", str_repeat('x', Session::MAX_SUBJECT_LENGTH + 1)];
+$goodTargets = ['others', 'all', str_repeat('A', 22), 'abcdefghijklmnopqrstu-', '0123456789_-ABCDEFGHIJ'];
+$badTargets = ['', 'other', 'Others', 'ALL', ' all', 'others ', 'none', str_repeat('A', 21), str_repeat('A', 23),
+    str_repeat('A', 21) . '+', str_repeat('A', 21) . '/', str_repeat('A', 20) . '==', str_repeat('A', 21) . 'é',
+    str_repeat('A', 21) . "\n", str_repeat('A', 22) . "\n"];
+
+$s = Session::fromHeaders(['X-Session-Data' => '{"cart":[1]}']);
+$s->regenerate()->set('user', 'alice')->setSubject('42')->revokeOthers()->setPersist(true);
+same($s->responseHeaders(), [
+    ['X-Session-Regenerate', 'true'],
+    ['X-Session-Set', '{"user":"alice"}'],
+    ['X-Session-Subject', '42'],
+    ['X-Session-Persist', 'true'],
+    ['X-Session-Revoke', 'others'],
+], 'login: regenerate, set, subject, persist, revoke others');
+$s->setSubject('43')->setPersist(false);
+same(array_slice($s->responseHeaders(), 2, 2), [['X-Session-Subject', '43'], ['X-Session-Persist', 'false']], 'a later subject and persist replace the earlier');
+
+$s = Session::fromHeaders(['X-Session-Data' => '{"a":1}']);
+$s->regenerate()->set('b', 2)->setExpiry(3600);
+same(array_column($s->responseHeaders(), 0), ['X-Session-Regenerate', 'X-Session-Set', 'X-Session-Expiry'], 'no subject, revoke or persist when not asked for');
+
+foreach ($goodSubjects as $subject) {
+    $s = Session::fromHeaders(['X-Session-Data' => '{}']);
+    same($s->setSubject($subject)->responseHeaders(), [['X-Session-Subject', $subject]], "subject '$subject' taken");
+}
+foreach ($badSubjects as $i => $subject) {
+    $s = Session::fromHeaders(['X-Session-Data' => '{}'])->setSubject('kept');
+    $e = thrown(fn () => $s->setSubject($subject));
+    check($e instanceof \InvalidArgumentException && str_contains($e->getMessage(), 'subject'), "bad subject ($i) refused: " . ($e ? $e::class . ' ' . $e->getMessage() : 'no exception'));
+    same($s->responseHeaders(), [['X-Session-Subject', 'kept']], "a refused subject ($i) changes nothing");
+}
+$s = Session::fromHeaders(['X-Session-Data' => '{"user":"alice"}'])->removeSubject();
+same($s->responseHeaders(), [['X-Session-Subject', '']], 'removeSubject sends the empty value');
+same($s->setSubject('42')->responseHeaders(), [['X-Session-Subject', '42']], 'setSubject after removeSubject');
+
+foreach ($goodTargets as $target) {
+    $s = Session::fromHeaders(['X-Session-Data' => '{}']);
+    same($s->revoke($target)->responseHeaders(), [['X-Session-Revoke', $target]], "revoke '$target' taken");
+}
+foreach ($badTargets as $i => $target) {
+    $s = Session::fromHeaders(['X-Session-Data' => '{}']);
+    $e = thrown(fn () => $s->revoke($target));
+    check($e instanceof \InvalidArgumentException && str_contains($e->getMessage(), 'want "others", "all" or a session handle'), "bad revoke target ($i) refused");
+    same($s->responseHeaders(), [], "a refused revoke target ($i) changes nothing");
+}
+$s = Session::fromHeaders(['X-Session-Data' => '{}'])->revokeOthers()->revoke('others');
+foreach ([fn () => $s->revokeAll(), fn () => $s->revoke(str_repeat('A', 22))] as $i => $other) {
+    $e = thrown($other);
+    same($e instanceof SessionException ? $e->reason : null, 'SESSION_REVOKE_CONFLICT', "a second revoke target ($i) refused");
+}
+same($s->responseHeaders(), [['X-Session-Revoke', 'others']], 'one revoke per response: the first stays');
+same(Session::fromHeaders([])->revokeAll()->responseHeaders(), [['X-Session-Revoke', 'all']], 'revokeAll');
+same(Session::fromHeaders([])->setPersist(false)->responseHeaders(), [['X-Session-Persist', 'false']], 'setPersist(false)');
+
+$s = Session::fromHeaders(['X-Session-Data' => '{"user":"alice"}']);
+$s->setSubject('42')->setPersist(true)->revokeAll()->regenerate()->clear();
+same($s->responseHeaders(), [['X-Session-Clear', 'true'], ['X-Session-Regenerate', 'true'], ['X-Session-Persist', 'true'], ['X-Session-Revoke', 'all']],
+    'clear drops a subject set before it; revoke, persist and regenerate stay');
+$s->set('user', 'bob')->setSubject('43');
+same(array_slice($s->responseHeaders(), 2, 2), [['X-Session-Set', '{"user":"bob"}'], ['X-Session-Subject', '43']], 'a subject after clear names the new session');
+$s->clear();
+same(in_array('X-Session-Subject', array_column($s->responseHeaders(), 0), true), false, 'a second clear drops it again');
+same(Session::fromHeaders(['X-Session-Data' => '{"a":1}'])->removeSubject()->clear()->responseHeaders(), [['X-Session-Clear', 'true']], 'removeSubject before clear is dropped');
+
+$names = Session::headerNames('alt_session');
+same([$names['subject'], $names['revoke'], $names['persist']], ['X-Alt-Session-Subject', 'X-Alt-Session-Revoke', 'X-Alt-Session-Persist'], 'subject, revoke, persist names follow session_name');
+$s = Session::fromHeaders(['HTTP_X_ALT_SESSION_DATA' => '{}'], ['sessionName' => 'alt_session']);
+same($s->setSubject('42')->revokeOthers()->setPersist(false)->responseHeaders(),
+    [['X-Alt-Session-Subject', '42'], ['X-Alt-Session-Persist', 'false'], ['X-Alt-Session-Revoke', 'others']], 'alt_session: subject, persist, revoke');
+
+$s = Session::fromHeaders([]);
+$s->markSent();
+foreach (['setSubject' => fn () => $s->setSubject('42'), 'removeSubject' => fn () => $s->removeSubject(), 'revoke' => fn () => $s->revoke('others'),
+    'revokeOthers' => fn () => $s->revokeOthers(), 'revokeAll' => fn () => $s->revokeAll(), 'setPersist' => fn () => $s->setPersist(true)] as $what => $late) {
+    same(thrown($late)?->reason ?? null, 'SESSION_SENT', "$what after sending throws");
+}
+
 // --- signatures: the helper's own --------------------------------------------
 
 const SECRET = 'a-secret-of-at-least-32-bytes-for-the-tests';
@@ -296,6 +382,13 @@ if (interface_exists(\Psr\Http\Server\MiddlewareInterface::class)) {
     $forged = new TestRequest(['X-Session-Data' => '{"user":"admin"}'] + signed('{"user":"alice"}'));
     $mw->process($forged, $handler2 = new TestHandler(fn () => new TestResponse()));
     same($handler2->seen?->verified, false, 'middleware: forged data not verified');
+    $alt = new \CaddySession\Middleware(['sessionName' => 'alt_session']);
+    $response = $alt->process(new TestRequest(['X-Alt-Session-Data' => '{}']), new TestHandler(function (TestRequest $r): TestResponse {
+        $r->getAttribute(Session::ATTRIBUTE)->setSubject('42')->revokeOthers()->setPersist(true);
+        return new TestResponse();
+    }));
+    same([$response->getHeader('X-Alt-Session-Subject'), $response->getHeader('X-Alt-Session-Revoke'), $response->getHeader('X-Alt-Session-Persist')],
+        [['42'], ['others'], ['true']], 'middleware: subject, revoke and persist added');
 }
 
 echo "$passed passed, $failed failed\n";
