@@ -208,6 +208,9 @@ func (h *Handler) apply(r *http.Request, hdr http.Header, sess *session, in inst
 		h.applyUnloaded(context.WithoutCancel(r.Context()), sess, in)
 	default:
 		ctx := context.WithoutCancel(r.Context()) // the client leaving must not tear a write
+		// A Revoke with a Clear (a logout that signs out the other
+		// devices too) acts on the subject the session had.
+		revokeSubject := sess.meta.Subject
 		if in.clear {
 			stored = h.clear(ctx, sess, stored)
 		}
@@ -227,8 +230,13 @@ func (h *Handler) apply(r *http.Request, hdr http.Header, sess *session, in inst
 			if sess.followed {
 				h.refuse(refusedSuperseded, "refused "+h.names.headerPrefix+"Revoke from upstream: the session moved to a new ID under this request (a concurrent regenerate), whose own response speaks for it",
 					zap.String("session_hash", idHash(sess.id)))
-			} else if h.revoke(ctx, r, sess, stored, in.revoke) {
-				stored, changed = false, true
+			} else {
+				if stored || !in.clear {
+					revokeSubject = sess.meta.Subject
+				}
+				if h.revoke(ctx, r, sess, stored, revokeSubject, in.revoke) {
+					stored, changed = false, true
+				}
 			}
 		}
 	}

@@ -112,10 +112,11 @@ func (h *Handler) deleteHandle(ctx context.Context, r *http.Request, subject, ha
 	return key, nil
 }
 
-// revoke carries out X-Session-Revoke for the session, whose subject (as
-// this response leaves it) names the sessions it may end. It reports
-// whether it ended the session itself, which then is cleared.
-func (h *Handler) revoke(ctx context.Context, r *http.Request, sess *session, stored bool, what string) (ended bool) {
+// revoke carries out X-Session-Revoke for the session: subject names the
+// sessions it may end (the session's, as this response leaves it, or as it
+// was before a Clear of the same response). It reports whether it ended
+// the session itself, which then is cleared.
+func (h *Handler) revoke(ctx context.Context, r *http.Request, sess *session, stored bool, subject, what string) (ended bool) {
 	refuse := func(why string) {
 		h.refuse(refusedNoSubject, "refused "+h.names.headerPrefix+"Revoke from upstream: "+why,
 			zap.String("session_hash", idHash(sess.id)))
@@ -124,11 +125,11 @@ func (h *Handler) revoke(ctx context.Context, r *http.Request, sess *session, st
 	case h.subjects == nil:
 		refuse(fmt.Sprintf("store %s cannot find sessions by subject", backendName(h.store)))
 		return false
-	case !stored || sess.meta.Subject == "":
+	case subject == "":
 		refuse("the session has no subject (send " + h.names.headerPrefix + "Subject with the login)")
 		return false
 	}
-	subject, key := sess.meta.Subject, h.storeKey(sess)
+	key := h.storeKey(sess)
 	var err error
 	switch what {
 	case revokeOthers:
@@ -139,12 +140,12 @@ func (h *Handler) revoke(ctx context.Context, r *http.Request, sess *session, st
 		var n int
 		n, err = h.deleteSubject(ctx, r, subject, revokedByAll, nil)
 		h.logEvent("every session of the subject revoked", sess.id, zap.Int("sessions", n))
-		if err == nil {
+		if err == nil && stored {
 			// This one ends whatever the index said: a sign-out must
 			// never leave the session it was sent from.
 			err = h.sessions.Delete(ctx, key)
+			ended = err == nil
 		}
-		ended = err == nil
 	default:
 		var gone string
 		gone, err = h.deleteHandle(ctx, r, subject, what, revokedByHandle)
@@ -153,7 +154,7 @@ func (h *Handler) revoke(ctx context.Context, r *http.Request, sess *session, st
 			h.logEvent("revoke by handle: no such session of the subject", sess.id)
 			return false
 		}
-		ended = err == nil && gone == key
+		ended = err == nil && stored && gone == key
 	}
 	if err != nil {
 		h.logStoreError("revoking sessions failed; some may be left", sess.id, err)

@@ -197,6 +197,19 @@ func TestSubjectRevokeOthersAndAll(t *testing.T) {
 		t.Errorf("alice's revoke all ended bob's session: %q", got)
 	}
 
+	// A logout that signs out the other devices too: Clear ends this
+	// one, and Revoke acts on the subject it had.
+	laptop, desktop, phone = threeDevices(t, caddyBase)
+	resp, _ = desktop.on(caddyBase, "/logout?clear=true&hdr=X-Session-Revoke:others")
+	if cks := setCookies(resp, "session"); len(cks) != 1 || cks[0].MaxAge >= 0 {
+		t.Errorf("logout with revoke others: Set-Cookie %q, want the deletion cookie", resp.Header.Values("Set-Cookie"))
+	}
+	for name, d := range map[string]*device{"laptop": laptop, "desktop": desktop, "phone": phone} {
+		if got := d.user(caddyBase); got != "" {
+			t.Errorf("a logout with revoke others left the %s signed in as %q", name, got)
+		}
+	}
+
 	// A login that signs out the user's other devices at once.
 	laptop, desktop, _ = threeDevices(t, caddyBase)
 	fresh := newDevice(t, uaFirefox)
