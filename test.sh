@@ -145,8 +145,8 @@ say "app helpers: python, node, php"
 node --test helpers/node/
 php helpers/php/tests/run.php
 
-say "the built Caddy: a memory store that survives SIGKILL, a persist path that is checked"
-CADDY_BIN="$work/caddy" go test -count=1 -vet=off -run '^(TestMemoryStoreSurvivesSIGKILL|TestPersistInMissingDirectoryFailsValidate)$' ./tests/
+say "the built Caddy: a memory store that survives SIGKILL, a persist path that is checked, subject indexes across restarts"
+CADDY_BIN="$work/caddy" go test -count=1 -vet=off -run '^(TestMemoryStoreSurvivesSIGKILL|TestPersistInMissingDirectoryFailsValidate|TestSubjectIndexSurvivesRestart|TestRedisSubjectsTwoProcesses)$' ./tests/
 
 say "example apps behind the built Caddy, HTTP/1.1 and HTTP/2"
 CADDY_BIN="$work/caddy" CADDY_SESSION_EXAMPLES=all go test -count=1 -vet=off -v ./examples/check/ >"$work/examples.log" 2>&1 || {
