@@ -75,10 +75,10 @@ func TestSubjectIndexSurvivesRestart(t *testing.T) {
 		t.Fatalf("after SIGKILL and restart: %d sessions of alice, want 3\nfirst Caddy's output:\n%s", got, first.out)
 	}
 	laptop.on(base, "/?hdr=X-Session-Revoke:others")
-	if desktop.user(base) != "" || phone.user(base) != "" || laptop.user(base) != "alice" {
+	if desktop.user(base) != "" || phone.user(base) != "" || laptop.user(base) != alice(t) {
 		t.Fatal("after the restart, revoke others did not end exactly the other two")
 	}
-	phone.login(base, "alice")
+	phone.login(base, alice(t))
 	second.stop() // a clean shutdown saves the persist file
 
 	third := startCaddyBinary(t, bin, caddyfile, base)
@@ -111,12 +111,12 @@ func TestRedisSubjectsTwoProcesses(t *testing.T) {
 	// second, and use their sessions through both, so both caches hold
 	// them.
 	laptop, desktop, phone := newDevice(t, uaFirefox), newDevice(t, uaChrome), newDevice(t, uaSafari)
-	laptop.login(base1, "alice")
-	desktop.login(base2, "alice")
-	phone.login(base2, "alice")
+	laptop.login(base1, alice(t))
+	desktop.login(base2, alice(t))
+	phone.login(base2, alice(t))
 	for _, d := range []*device{laptop, desktop, phone} {
 		for _, base := range []string{base1, base2, base1, base2} {
-			if got := d.user(base); got != "alice" {
+			if got := d.user(base); got != alice(t) {
 				t.Fatalf("through %s: user %q", base, got)
 			}
 		}
@@ -134,13 +134,13 @@ func TestRedisSubjectsTwoProcesses(t *testing.T) {
 	if got := phone.user(base2); got != "" {
 		t.Errorf("the phone's next request through the second: still %q", got)
 	}
-	if got := laptop.user(base2); got != "alice" {
+	if got := laptop.user(base2); got != alice(t) {
 		t.Errorf("the laptop through the second: %q", got)
 	}
 
 	// The index outlives either process.
-	desktop.login(base2, "alice")
-	phone.login(base1, "alice")
+	desktop.login(base2, alice(t))
+	phone.login(base1, alice(t))
 	two.kill()
 	two = startCaddyBinary(t, bin, cf2, base2)
 	defer two.kill()

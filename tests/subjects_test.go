@@ -129,12 +129,16 @@ const (
 	uaSafari  = "Mozilla/5.0 (iPhone; CPU iPhone OS 19_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/19.0 Mobile/15E148 Safari/604.1"
 )
 
-// threeDevices signs three devices in as alice.
+// alice is the test's user: a subject of its own, since the tests share
+// one memory store.
+func alice(t *testing.T) string { return "alice/" + t.Name() }
+
+// threeDevices signs three devices in as alice(t).
 func threeDevices(t *testing.T, base string) (laptop, desktop, phone *device) {
 	laptop, desktop, phone = newDevice(t, uaFirefox), newDevice(t, uaChrome), newDevice(t, uaSafari)
 	for _, d := range []*device{laptop, desktop, phone} {
-		d.login(base, "alice")
-		if got := d.user(base); got != "alice" {
+		d.login(base, alice(t))
+		if got := d.user(base); got != alice(t) {
 			t.Fatalf("after login the session's user is %q", got)
 		}
 	}
@@ -151,7 +155,7 @@ func TestSubjectRevokeOthersAndAll(t *testing.T) {
 	up := startUpstream(t)
 	loadCaddy(t, up, subjectsSite)
 	bob := newDevice(t, uaFirefox)
-	bob.login(caddyBase, "bob")
+	bob.login(caddyBase, "bob/"+t.Name())
 
 	laptop, desktop, phone := threeDevices(t, caddyBase)
 	revokedBefore := metricValue(t, "caddy_session_revoked_total", `by="others"`)
@@ -162,7 +166,7 @@ func TestSubjectRevokeOthersAndAll(t *testing.T) {
 	if h := resp.Header.Get("X-Session-Revoke"); h != "" {
 		t.Errorf("the instruction reached the client: %q", h)
 	}
-	if got := laptop.user(caddyBase); got != "alice" {
+	if got := laptop.user(caddyBase); got != alice(t) {
 		t.Errorf("revoke others ended the laptop's own session: user %q", got)
 	}
 	for name, d := range map[string]*device{"desktop": desktop, "phone": phone} {
@@ -170,7 +174,7 @@ func TestSubjectRevokeOthersAndAll(t *testing.T) {
 			t.Errorf("revoke others left the %s signed in as %q", name, got)
 		}
 	}
-	if got := bob.user(caddyBase); got != "bob" {
+	if got := bob.user(caddyBase); got != "bob/"+t.Name() {
 		t.Errorf("alice's revoke ended bob's session: %q", got)
 	}
 	if got := metricValue(t, "caddy_session_revoked_total", `by="others"`) - revokedBefore; got != 2 {
@@ -193,7 +197,7 @@ func TestSubjectRevokeOthersAndAll(t *testing.T) {
 			t.Errorf("revoke all left the %s signed in as %q", name, got)
 		}
 	}
-	if got := bob.user(caddyBase); got != "bob" {
+	if got := bob.user(caddyBase); got != "bob/"+t.Name() {
 		t.Errorf("alice's revoke all ended bob's session: %q", got)
 	}
 
@@ -213,8 +217,8 @@ func TestSubjectRevokeOthersAndAll(t *testing.T) {
 	// A login that signs out the user's other devices at once.
 	laptop, desktop, _ = threeDevices(t, caddyBase)
 	fresh := newDevice(t, uaFirefox)
-	fresh.login(caddyBase, "alice", "X-Session-Revoke:others")
-	if laptop.user(caddyBase) != "" || desktop.user(caddyBase) != "" || fresh.user(caddyBase) != "alice" {
+	fresh.login(caddyBase, alice(t), "X-Session-Revoke:others")
+	if laptop.user(caddyBase) != "" || desktop.user(caddyBase) != "" || fresh.user(caddyBase) != alice(t) {
 		t.Error("a login with Revoke: others did not leave only the new session")
 	}
 }
@@ -281,7 +285,7 @@ func TestSubjectDevicesEndpoint(t *testing.T) {
 			t.Errorf("DELETE with %q: %d %s, want 403 with a JSON error", hdr, resp.StatusCode, body)
 		}
 	}
-	if got := phone.user(caddyBase); got != "alice" {
+	if got := phone.user(caddyBase); got != alice(t) {
 		t.Fatalf("a refused DELETE ended the phone's session: %q", got)
 	}
 
@@ -293,7 +297,7 @@ func TestSubjectDevicesEndpoint(t *testing.T) {
 	if got := phone.user(caddyBase); got != "" {
 		t.Errorf("the phone is still signed in as %q after its DELETE", got)
 	}
-	if got := laptop.user(caddyBase); got != "alice" {
+	if got := laptop.user(caddyBase); got != alice(t) {
 		t.Errorf("the DELETE ended the laptop's own session: %q", got)
 	}
 	if _, list = laptop.devices(caddyBase); len(list.Sessions) != 2 || list.Total != 2 {
@@ -317,7 +321,7 @@ func TestSubjectDevicesEndpoint(t *testing.T) {
 	}
 
 	// The app revokes one device by its handle.
-	phone.login(caddyBase, "alice")
+	phone.login(caddyBase, alice(t))
 	_, list = phone.devices(caddyBase)
 	phoneHandle, _ = list.current()
 	laptop.on(caddyBase, "/?hdr=X-Session-Revoke:"+phoneHandle)
@@ -350,14 +354,14 @@ func TestSubjectLifecycle(t *testing.T) {
 		t.Errorf("after a regenerate: total %d, want 3", list.Total)
 	}
 	desktop.on(caddyBase, "/?hdr=X-Session-Subject:")
-	if desktop.user(caddyBase) != "alice" {
+	if desktop.user(caddyBase) != alice(t) {
 		t.Error("removing the subject ended the session")
 	}
 	if status, _ := desktop.devices(caddyBase); status != http.StatusUnauthorized {
 		t.Errorf("GET /devices after the subject was removed: %d, want 401", status)
 	}
 	laptop.on(caddyBase, "/?clear=true")
-	if _, list := newSignedIn(t, "alice").devices(caddyBase); list.Total != 2 {
+	if _, list := newSignedIn(t, alice(t)).devices(caddyBase); list.Total != 2 {
 		t.Errorf("after one removed its subject and one cleared: total %d, want 2 (the phone and the new one)", list.Total)
 	}
 	// A subject with no data to keep it is refused, and counted.
@@ -378,9 +382,9 @@ func TestSubjectAdminAPI(t *testing.T) {
 	up := startUpstream(t)
 	loadCaddy(t, up, subjectsSite)
 	laptop, desktop, phone := threeDevices(t, caddyBase)
-	bob := newSignedIn(t, "bob")
+	bob := newSignedIn(t, "bob/"+t.Name())
 
-	status, body := adminDo(t, http.MethodGet, "/session/session/?subject=alice")
+	status, body := adminDo(t, http.MethodGet, "/session/session/?subject="+url.QueryEscape(alice(t)))
 	if status != http.StatusOK {
 		t.Fatalf("admin GET by subject: %d %s", status, body)
 	}
@@ -391,7 +395,7 @@ func TestSubjectAdminAPI(t *testing.T) {
 			Total    int              `json:"total"`
 		} `json:"stores"`
 	}
-	if err := json.Unmarshal([]byte(body), &got); err != nil || got.Subject != "alice" || len(got.Stores) != 1 || got.Stores[0].Total != 3 || len(got.Stores[0].Sessions) != 3 {
+	if err := json.Unmarshal([]byte(body), &got); err != nil || got.Subject != alice(t) || len(got.Stores) != 1 || got.Stores[0].Total != 3 || len(got.Stores[0].Sessions) != 3 {
 		t.Fatalf("admin GET by subject: %s (%v)", body, err)
 	}
 	for _, d := range []*device{laptop, desktop, phone, bob} {
@@ -400,7 +404,7 @@ func TestSubjectAdminAPI(t *testing.T) {
 		}
 	}
 	before := metricValue(t, "caddy_session_revoked_total", `by="admin"`)
-	if status, body := adminDo(t, http.MethodDelete, "/session/session/?subject=alice"); status != http.StatusOK || !strings.Contains(body, `"revoked":3`) {
+	if status, body := adminDo(t, http.MethodDelete, "/session/session/?subject="+url.QueryEscape(alice(t))); status != http.StatusOK || !strings.Contains(body, `"revoked":3`) {
 		t.Fatalf("admin DELETE by subject: %d %s", status, body)
 	}
 	for _, d := range []*device{laptop, desktop, phone} {
@@ -408,7 +412,7 @@ func TestSubjectAdminAPI(t *testing.T) {
 			t.Errorf("after the admin DELETE a device is signed in as %q", got)
 		}
 	}
-	if bob.user(caddyBase) != "bob" {
+	if bob.user(caddyBase) != "bob/"+t.Name() {
 		t.Error("the admin DELETE of alice ended bob's session")
 	}
 	if got := metricValue(t, "caddy_session_revoked_total", `by="admin"`) - before; got != 3 {
