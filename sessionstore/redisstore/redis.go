@@ -392,12 +392,13 @@ func redactedAddresses(as []string) []string {
 
 // Interface guards
 var (
-	_ sessionstore.Store     = (*RedisStore)(nil)
-	_ sessionstore.Inspector = (*RedisStore)(nil)
-	_ sessionstore.Shared    = (*RedisStore)(nil)
-	_ caddy.Provisioner      = (*RedisStore)(nil)
-	_ caddy.Validator        = (*RedisStore)(nil)
-	_ caddy.CleanerUpper     = (*RedisStore)(nil)
-	_ caddy.Destructor       = (*pooledClient)(nil)
-	_ rueidis.CacheStore     = (*cacheStore)(nil)
+	_ sessionstore.Store        = (*RedisStore)(nil)
+	_ sessionstore.Inspector    = (*RedisStore)(nil)
+	_ sessionstore.SubjectIndex = (*RedisStore)(nil)
+	_ sessionstore.Shared       = (*RedisStore)(nil)
+	_ caddy.Provisioner         = (*RedisStore)(nil)
+	_ caddy.Validator           = (*RedisStore)(nil)
+	_ caddy.CleanerUpper        = (*RedisStore)(nil)
+	_ caddy.Destructor          = (*pooledClient)(nil)
+	_ rueidis.CacheStore        = (*cacheStore)(nil)
 )
