@@ -90,8 +90,9 @@ func (c indexConf) fresh(subject string) bool {
 	return c.subject == subject && time.Since(c.at) < indexGrace/2
 }
 
-// indexScript adds a member to an index, with a score of now (or one more
-// than it had, so that a new add always changes it), and makes the index
+// indexScript adds a member to an index, with a score of now, or one more
+// than the index's highest if that is not less: so every add raises the
+// highest score, which a listing watches (see ListSubject); and makes the index
 // outlive a session of ARGV[2] ms (0 for permanent) by the margin above:
 // never shortening what it had, and never giving a TTL to an index that
 // had none. KEYS: the index. ARGV: the member, the session's lifetime in
@@ -100,9 +101,9 @@ var indexScript = rueidis.NewLuaScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local existed = redis.call('EXISTS', KEYS[1]) == 1
-local old = tonumber(redis.call('ZSCORE', KEYS[1], ARGV[1]) or 0)
+local top = redis.call('ZREVRANGE', KEYS[1], 0, 0, 'WITHSCORES')[2]
 local score = now
-if old >= now then score = old + 1 end
+if top and tonumber(top) >= now then score = tonumber(top) + 1 end
 redis.call('ZADD', KEYS[1], score, ARGV[1])
 local card = redis.call('ZCARD', KEYS[1])
 local ttl = tonumber(ARGV[2])
@@ -116,26 +117,27 @@ if not existed or (left >= 0 and left < want) then redis.call('PEXPIRE', KEYS[1]
 return {now + 2 * ttl, card}
 `)
 
-// indexReadScript reads an index's members with their scores, and Redis's
-// clock (the one the scores are in). KEYS: the index. ARGV: rev and a
-// count (the most recently added first), fwd and a count (the oldest
-// first), or scan, a ZSCAN cursor and a count. Returns {now, next cursor
-// ("0" when done), {member, score, ...}}.
+// indexReadScript reads an index's members with their scores, its
+// highest score, and Redis's clock (the one the scores are in). KEYS: the
+// index. ARGV: rev and a count (the most recently added first), fwd and a
+// count (the oldest first), scan, a ZSCAN cursor and a count, or top
+// (none). Returns {now, next cursor ("0" when done), {member, score, ...},
+// the highest score ("" if none)}.
 var indexReadScript = rueidis.NewLuaScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local top = redis.call('ZREVRANGE', KEYS[1], 0, 0, 'WITHSCORES')[2] or ''
 if ARGV[1] == 'scan' then
 	local r = redis.call('ZSCAN', KEYS[1], ARGV[2], 'COUNT', ARGV[3])
-	return {now, r[1], r[2]}
+	return {now, r[1], r[2], top}
 end
-local n = tonumber(ARGV[2])
-local r
+local r = {}
 if ARGV[1] == 'rev' then
-	r = redis.call('ZREVRANGE', KEYS[1], 0, n - 1, 'WITHSCORES')
-else
-	r = redis.call('ZRANGE', KEYS[1], 0, n - 1, 'WITHSCORES')
+	r = redis.call('ZREVRANGE', KEYS[1], 0, tonumber(ARGV[2]) - 1, 'WITHSCORES')
+elseif ARGV[1] == 'fwd' then
+	r = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[2]) - 1, 'WITHSCORES')
 end
-return {now, '0', r}
+return {now, '0', r, top}
 `)
 
 // indexRemoveScript removes members whose score is still the one read,
@@ -180,38 +182,56 @@ type member struct {
 	ms    int64  // the score: when it was added
 }
 
-// readIndex reads members of an index (see indexReadScript), and Redis's
-// clock.
-func (s *RedisStore) readIndex(ctx context.Context, c rueidis.Client, ix string, args ...string) (now int64, next string, ms []member, err error) {
+// An indexRead is what indexReadScript read.
+type indexRead struct {
+	now     int64 // Redis's clock, unix ms
+	next    string
+	members []member
+	top     string // the highest score: any add changes it
+}
+
+// readIndex reads members of an index (see indexReadScript).
+func (s *RedisStore) readIndex(ctx context.Context, c rueidis.Client, ix string, args ...string) (indexRead, error) {
 	res, err := indexReadScript.Exec(ctx, c, []string{ix}, args).ToArray()
 	if err = s.pc.observe(err); err != nil {
-		return 0, "", nil, err
+		return indexRead{}, err
 	}
-	if len(res) != 3 {
-		return 0, "", nil, fmt.Errorf("unexpected reply of %d values", len(res))
+	if len(res) != 4 {
+		return indexRead{}, fmt.Errorf("unexpected reply of %d values", len(res))
 	}
-	now, err = res[0].AsInt64()
-	if err != nil {
-		return 0, "", nil, err
+	var r indexRead
+	if r.now, err = res[0].AsInt64(); err != nil {
+		return indexRead{}, err
 	}
-	next, err = res[1].ToString()
-	if err != nil {
-		return 0, "", nil, err
+	if r.next, err = res[1].ToString(); err != nil {
+		return indexRead{}, err
 	}
 	flat, err := res[2].AsStrSlice()
 	if err != nil {
-		return 0, "", nil, err
+		return indexRead{}, err
 	}
-	ms = make([]member, 0, len(flat)/2)
+	r.top, _ = res[3].ToString()
+	r.members = make([]member, 0, len(flat)/2)
 	for i := 0; i+1 < len(flat); i += 2 {
 		f, err := strconv.ParseFloat(flat[i+1], 64)
 		if err != nil {
 			continue
 		}
-		ms = append(ms, member{key: flat[i], score: flat[i+1], ms: int64(f)})
+		r.members = append(r.members, member{key: flat[i], score: flat[i+1], ms: int64(f)})
 	}
-	return now, next, ms, nil
+	return r, nil
 }
+
+// indexTop reads an index's highest score.
+func (s *RedisStore) indexTop(ctx context.Context, c rueidis.Client, ix string) (string, error) {
+	r, err := s.readIndex(ctx, c, ix, "top")
+	return r.top, err
+}
+
+// maxRounds bounds how many times a listing or a DeleteSubject goes over
+// an index that sessions keep being added to meanwhile (see ListSubject):
+// after that it answers with what its last round found.
+const maxRounds = 5
 
 // A found session is a member whose session is live and has the subject.
 type found struct {
@@ -221,27 +241,53 @@ type found struct {
 
 // examine reads the sessions of ms: those live with the subject are
 // found; the others are stale, but for the members younger than
-// indexGrace at now, which are neither.
+// indexGrace at now, which are neither. On one server (or a Sentinel's
+// primary) the reads are one transaction, a snapshot: a session that a
+// Rename moves meanwhile is found under one of its keys. A Cluster has
+// no transaction across slots: its nodes are read at once, and a listing
+// that races a Rename of one of the sessions may miss it, or see it under
+// both keys (as a Load may for the moment the Rename takes).
 func (s *RedisStore) examine(ctx context.Context, c rueidis.Client, subject string, ms []member, now int64) (live []found, stale []member, err error) {
 	if len(ms) == 0 {
 		return nil, nil, nil
 	}
 	fields := append(metaFields[:], "seen")
-	cmds := make(rueidis.Commands, 0, 2*len(ms))
+	cmds := make(rueidis.Commands, 0, 2*len(ms)+2)
+	if !s.cluster {
+		cmds = append(cmds, c.B().Multi().Build())
+	}
 	for _, m := range ms {
 		cmds = append(cmds,
 			c.B().Exists().Key(m.key).Build(),
 			c.B().Hmget().Key(metaKey(m.key)).Field(fields...).Build())
 	}
-	res := c.DoMulti(ctx, cmds...)
+	var res []rueidis.RedisMessage
+	if s.cluster {
+		for _, r := range c.DoMulti(ctx, cmds...) {
+			m, err := r.ToMessage()
+			if err := s.pc.observe(err); err != nil {
+				return nil, nil, err
+			}
+			res = append(res, m)
+		}
+	} else {
+		cmds = append(cmds, c.B().Exec().Build())
+		all := c.DoMulti(ctx, cmds...)
+		if res, err = all[len(all)-1].ToArray(); s.pc.observe(err) != nil {
+			return nil, nil, err
+		}
+		if len(res) != 2*len(ms) {
+			return nil, nil, fmt.Errorf("unexpected transaction reply of %d values", len(res))
+		}
+	}
 	for i, m := range ms {
 		n, err := res[2*i].AsInt64()
 		if err != nil {
-			return nil, nil, s.pc.observe(err)
+			return nil, nil, err
 		}
 		vals, err := res[2*i+1].ToArray()
 		if err != nil {
-			return nil, nil, s.pc.observe(err)
+			return nil, nil, err
 		}
 		var f [nMeta]string
 		for j := range min(len(vals), nMeta) {
@@ -261,7 +307,6 @@ func (s *RedisStore) examine(ctx context.Context, c rueidis.Client, subject stri
 			stale = append(stale, m)
 		}
 	}
-	s.pc.observe(nil)
 	return live, stale, nil
 }
 
@@ -295,11 +340,11 @@ func withPrefix(ms []member, prefix string) []member {
 // reported.
 func (s *RedisStore) prune(ctx context.Context, c rueidis.Client, subject string) {
 	ix := indexKey(subject)
-	now, _, ms, err := s.readIndex(ctx, c, ix, "fwd", strconv.Itoa(pruneBatch))
+	r, err := s.readIndex(ctx, c, ix, "fwd", strconv.Itoa(pruneBatch))
 	if err != nil {
 		return
 	}
-	if _, stale, err := s.examine(ctx, c, subject, ms, now); err == nil {
+	if _, stale, err := s.examine(ctx, c, subject, r.members, r.now); err == nil {
 		_ = s.removeMembers(ctx, c, ix, stale)
 	}
 }
@@ -308,6 +353,13 @@ func (s *RedisStore) prune(ctx context.Context, c rueidis.Client, subject string
 // maxExamined most recently indexed members of the subject's index, checks
 // each against its session (pipelined: whether the key holds a session,
 // and its metadata) and drops the stale ones from the index.
+//
+// The index and the sessions are read one after the other (on a Cluster
+// they live on different nodes): a session that a Rename moves in between
+// is under a key not read yet. But that key was added to the index before
+// the session moved, which raised the index's highest score: so the
+// listing reads the highest score again after the sessions, and goes over
+// the index again if it changed (up to maxRounds times).
 func (s *RedisStore) ListSubject(ctx context.Context, prefix, subject string, limit int) ([]sessionstore.SubjectSession, int, error) {
 	if subject == "" || len(subject) > sessionstore.MaxSubjectLength {
 		return nil, 0, nil // no session has such a subject
@@ -317,13 +369,23 @@ func (s *RedisStore) ListSubject(ctx context.Context, prefix, subject string, li
 		return nil, 0, fmt.Errorf("redis: listing a subject's sessions: %w", err)
 	}
 	ix := indexKey(subject)
-	now, _, ms, err := s.readIndex(ctx, c, ix, "rev", strconv.Itoa(maxExamined))
-	if err != nil {
-		return nil, 0, fmt.Errorf("redis: listing a subject's sessions: %w", err)
-	}
-	live, stale, err := s.examine(ctx, c, subject, withPrefix(ms, prefix), now)
-	if err != nil {
-		return nil, 0, fmt.Errorf("redis: listing a subject's sessions: %w", err)
+	var live []found
+	var stale []member
+	for range maxRounds {
+		r, err := s.readIndex(ctx, c, ix, "rev", strconv.Itoa(maxExamined))
+		if err != nil {
+			return nil, 0, fmt.Errorf("redis: listing a subject's sessions: %w", err)
+		}
+		if live, stale, err = s.examine(ctx, c, subject, withPrefix(r.members, prefix), r.now); err != nil {
+			return nil, 0, fmt.Errorf("redis: listing a subject's sessions: %w", err)
+		}
+		top, err := s.indexTop(ctx, c, ix)
+		if err != nil {
+			return nil, 0, fmt.Errorf("redis: listing a subject's sessions: %w", err)
+		}
+		if top == r.top {
+			break
+		}
 	}
 	if err := s.removeMembers(ctx, c, ix, stale); err != nil {
 		return nil, 0, fmt.Errorf("redis: listing a subject's sessions: %w", err)
@@ -345,7 +407,9 @@ func (s *RedisStore) ListSubject(ctx context.Context, prefix, subject string, li
 // whole index (ZSCAN), checks each member as ListSubject does, and deletes
 // each session not kept with Delete, so the session's side keys go too
 // and the write reaches every instance's cache as a Delete's does; the
-// members of the deleted sessions and the stale ones leave the index.
+// members of the deleted sessions and the stale ones leave the index. As
+// ListSubject, it goes over the index again while sessions were added to
+// it meanwhile (a session moved by a Rename, say).
 func (s *RedisStore) DeleteSubject(ctx context.Context, prefix, subject string, keep func(sessionstore.SubjectSession) bool) (int, error) {
 	if subject == "" || len(subject) > sessionstore.MaxSubjectLength {
 		return 0, nil
@@ -355,38 +419,54 @@ func (s *RedisStore) DeleteSubject(ctx context.Context, prefix, subject string, 
 		return 0, fmt.Errorf("redis: deleting a subject's sessions: %w", err)
 	}
 	ix := indexKey(subject)
-	done := map[string]bool{} // ZSCAN may return a member twice
+	done := map[string]bool{} // sessions deleted or kept: ZSCAN may return a member twice
 	deleted := 0
-	for cursor := "0"; ; {
-		now, next, ms, err := s.readIndex(ctx, c, ix, "scan", cursor, "256")
-		if err != nil {
-			return deleted, fmt.Errorf("redis: deleting a subject's sessions: %w", err)
-		}
-		ms = slices.DeleteFunc(withPrefix(ms, prefix), func(m member) bool { return done[m.key] })
-		live, stale, err := s.examine(ctx, c, subject, ms, now)
-		if err != nil {
-			return deleted, fmt.Errorf("redis: deleting a subject's sessions: %w", err)
-		}
-		var doomed []found
-		for _, f := range live {
-			done[f.Key] = true
-			if keep == nil || !keep(f.SubjectSession) {
-				doomed = append(doomed, f)
+	for range maxRounds {
+		var start string
+		for cursor := "0"; ; {
+			r, err := s.readIndex(ctx, c, ix, "scan", cursor, "256")
+			if err != nil {
+				return deleted, fmt.Errorf("redis: deleting a subject's sessions: %w", err)
 			}
+			if cursor == "0" {
+				start = r.top
+			}
+			ms := slices.DeleteFunc(withPrefix(r.members, prefix), func(m member) bool { return done[m.key] })
+			live, stale, err := s.examine(ctx, c, subject, ms, r.now)
+			if err != nil {
+				return deleted, fmt.Errorf("redis: deleting a subject's sessions: %w", err)
+			}
+			var doomed []found
+			for _, f := range live {
+				done[f.Key] = true
+				if keep == nil || !keep(f.SubjectSession) {
+					doomed = append(doomed, f)
+				}
+			}
+			gone, err := s.deleteAll(ctx, doomed)
+			deleted += len(gone)
+			if rerr := s.removeMembers(ctx, c, ix, append(stale, gone...)); err == nil {
+				err = rerr
+			}
+			if err != nil {
+				return deleted, fmt.Errorf("redis: deleting a subject's sessions: %w", err)
+			}
+			if r.next == "0" || r.next == "" {
+				break
+			}
+			cursor = r.next
 		}
-		gone, err := s.deleteAll(ctx, doomed)
-		deleted += len(gone)
-		if rerr := s.removeMembers(ctx, c, ix, append(stale, gone...)); err == nil {
-			err = rerr
-		}
+		// Its own removals may lower the highest score: one more round
+		// then finds nothing to do.
+		top, err := s.indexTop(ctx, c, ix)
 		if err != nil {
 			return deleted, fmt.Errorf("redis: deleting a subject's sessions: %w", err)
 		}
-		if next == "0" || next == "" {
-			return deleted, nil
+		if top == start {
+			break
 		}
-		cursor = next
 	}
+	return deleted, nil
 }
 
 // deleteAll deletes the sessions of fs with Delete, deleteWorkers at a
