@@ -237,17 +237,24 @@ func TestCachedSessionFastPath(t *testing.T) {
 	srv := redistest.Start(t)
 	s := provision(t, &RedisStore{Address: []string{srv.URL()}})
 	for _, key := range []string{"session:f", "x{tag}y"} {
-		if _, err := s.Patch(bg, key, []string{`{"n":1}`}, sessionstore.PatchOptions{TTL: time.Hour, Create: true, Scope: "site"}); err != nil {
+		subject := "alice"
+		if _, err := s.Patch(bg, key, []string{`{"n":1}`}, sessionstore.PatchOptions{TTL: time.Hour, Create: true, Scope: "site",
+			Subject: &subject, Persist: sessionstore.PersistOff, UserAgent: "ua", Addr: "192.0.2.0/24"}); err != nil {
 			t.Fatal(err)
 		}
+		wantMeta := sessionstore.Meta{Scope: "site", Subject: "alice", Persist: sessionstore.PersistOff, UserAgent: "ua", Addr: "192.0.2.0/24"}
 		eventually(t, "the session is read", func() bool { return loadData(s, key) == `{"n":1}` })
+		var f [nMeta]string
 		eventually(t, "the replies are cached", func() bool {
 			loadData(s, key) // through the cache once the write's mark is gone
-			_, _, canon, ok := s.pc.cachedSession(key, metaKey(key), time.Now().UnixMilli())
+			_, canon, ok := s.pc.cachedSession(key, metaKey(key), time.Now().UnixMilli(), &f)
 			return ok && canon
 		})
+		if m := parseMeta(&f); m != wantMeta {
+			t.Errorf("cached metadata %+v, want %+v", m, wantMeta)
+		}
 		e, err := s.Load(bg, key, time.Hour)
-		if err != nil || e.Data != `{"n":1}` || e.Meta.Scope != "site" {
+		if err != nil || e.Data != `{"n":1}` || e.Meta != wantMeta {
 			t.Fatalf("Load = %+v, %v", e, err)
 		}
 		if _, err := s.Patch(bg, key, []string{`{"n":2}`}, sessionstore.PatchOptions{TTL: time.Hour}); err != nil {
@@ -262,8 +269,9 @@ func TestCachedSessionFastPath(t *testing.T) {
 	first := loadData(s, "session:g")
 	eventually(t, "the replies are cached", func() bool {
 		loadData(s, "session:g")
-		_, _, canon, ok := s.pc.cachedSession("session:g", metaKey("session:g"), time.Now().UnixMilli())
-		return ok && !canon
+		var f [nMeta]string
+		_, canon, ok := s.pc.cachedSession("session:g", metaKey("session:g"), time.Now().UnixMilli(), &f)
+		return ok && !canon && f == [nMeta]string{}
 	})
 	if got := loadData(s, "session:g"); got != first || got == `{ "b": 1, "a": 2 }` {
 		t.Fatalf("cached read = %s, first read %s (want normalized, e.g. %s)", got, first, want)

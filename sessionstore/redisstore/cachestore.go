@@ -238,12 +238,13 @@ func (c *cacheStore) Close(err error) {
 
 // The cache's commands of a session read, as rueidis names them in the
 // store (cmds.CacheKey: the command without its key, each part but a
-// lone command's led by its length): GET key, and HMGET of the metadata.
+// lone command's led by its length): GET key, and HMGET of the metadata's
+// metaFields.
 // Should rueidis name them otherwise, cachedSession finds nothing and
 // every read takes DoMultiCache's way (TestCachedSessionFastPath fails).
 const (
 	getCmd   = "GET"
-	hmgetCmd = "\x05HMGET\x07created\x06expiry\x05scope"
+	hmgetCmd = "\x05HMGET\x07created\x06expiry\x05scope\x07subject\x07persist\x02ua\x04addr"
 )
 
 // isCanonString reports whether m is a string that mergepatch.Normalize
@@ -256,25 +257,29 @@ func isCanonString(m *rueidis.RedisMessage) bool {
 // cachedSession reads a session's cached replies, the GET of key and the
 // HMGET of its metadata under mkey, under one lock, as Flight would for
 // each (the same expiry check and LRU update): ok only if both are
-// cached and unexpired. canon reports the GET reply needs no normalizing.
-// The messages view the slots' buffers, which are never written once
-// stored.
-func (c *cacheStore) cachedSession(key, mkey string, nowMs int64) (get, meta rueidis.RedisMessage, canon, ok bool) {
+// cached and unexpired. The metadata's fields are read straight from the
+// cached bytes into meta (metaFields' order), which allocates nothing.
+// canon reports the GET reply needs no normalizing. The message and the
+// strings view the slots' buffers, which are never written once stored.
+func (c *cacheStore) cachedSession(key, mkey string, nowMs int64, meta *[nMeta]string) (get rueidis.RedisMessage, canon, ok bool) {
 	hk, hm := maphash.String(c.seed, key), maphash.String(c.seed, mkey)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	i := c.find(hk, key, getCmd)
 	if i == 0 || get.CacheUnmarshalView(c.slots[i].msg()) != nil || get.CachePXAT() <= nowMs {
-		return get, meta, false, false
+		return get, false, false
 	}
 	j := c.find(hm, mkey, hmgetCmd)
-	if j == 0 || meta.CacheUnmarshalView(c.slots[j].msg()) != nil || meta.CachePXAT() <= nowMs {
-		return get, meta, false, false
+	if j == 0 {
+		return get, false, false
+	}
+	if pxat, ok := viewArrayStrings(c.slots[j].msg(), meta[:]); !ok || pxat <= nowMs {
+		return get, false, false
 	}
 	canon = c.slots[i].canon
 	c.toFront(j)
 	c.toFront(i)
-	return get, meta, canon, true
+	return get, canon, true
 }
 
 // deleteKey removes every reply cached for key.

@@ -88,14 +88,15 @@ func (pc *pooledClient) removeStore(c *cacheStore) {
 
 // cachedSession finds a session's cached replies in the connections'
 // caches: each is valid for as long as its connection's cache holds it,
-// since Redis invalidates a key in every connection that read it.
-func (pc *pooledClient) cachedSession(key, mkey string, nowMs int64) (get, meta rueidis.RedisMessage, canon, ok bool) {
+// since Redis invalidates a key in every connection that read it. meta
+// gets the metadata's fields.
+func (pc *pooledClient) cachedSession(key, mkey string, nowMs int64, meta *[nMeta]string) (get rueidis.RedisMessage, canon, ok bool) {
 	p := pc.stores.Load()
 	if p == nil {
 		return
 	}
 	for _, c := range *p {
-		if get, meta, canon, ok = c.cachedSession(key, mkey, nowMs); ok {
+		if get, canon, ok = c.cachedSession(key, mkey, nowMs, meta); ok {
 			return
 		}
 	}

@@ -54,13 +54,18 @@ const (
 // data as JSON text, TTL = the session's expiry; the key holds nothing
 // else. Beside it, only when needed: a hash `{<key>}:meta` with the
 // session's TTL, holding `created` (unix ms), `expiry` (its own, in ms; -1
-// for permanent) and `scope` (the site it belongs to), so a session
-// written with a scope has one; for a permanent session (expiry 0, no TTL)
-// a marker `{<key>}:renewed`, with a TTL of a tenth of the cookie's
-// lifetime, recording when its cookie was last renewed; and after a
-// regenerate with a grace, `{<oldkey>}:moved`, holding the new key, with
-// the grace as its TTL (the old key itself is gone, so a sanic_session
-// app reading it sees no session).
+// for permanent), `scope` (the site it belongs to), `subject` (its owner),
+// `persist` (`on` or `off`), `ua` and `addr` (its client, as recorded),
+// `seen` (unix ms: last written or renewed) and `indexed` (until when its
+// subject's index is known to outlive it), so a session written with any
+// of them has one; for a permanent session (expiry 0, no TTL) a marker
+// `{<key>}:renewed`, with a TTL of a tenth of the cookie's lifetime,
+// recording when its cookie was last renewed; and after a regenerate with
+// a grace, `{<oldkey>}:moved`, holding the new key, with the grace as its
+// TTL (the old key itself is gone, so a sanic_session app reading it sees
+// no session). A subject's sessions are listed in a sorted set
+// `caddy-session:subject:<hex SHA-256 of the subject>` of their keys,
+// shared by every prefix (see subjects.go).
 type RedisStore struct {
 	// Address lists the Redis servers as URLs, `redis://[user:password@]host:port[/db]`,
 	// `rediss://...` for TLS, or `unix:///path/to/redis.sock[?db=N]` for a
@@ -392,12 +397,13 @@ func redactedAddresses(as []string) []string {
 
 // Interface guards
 var (
-	_ sessionstore.Store     = (*RedisStore)(nil)
-	_ sessionstore.Inspector = (*RedisStore)(nil)
-	_ sessionstore.Shared    = (*RedisStore)(nil)
-	_ caddy.Provisioner      = (*RedisStore)(nil)
-	_ caddy.Validator        = (*RedisStore)(nil)
-	_ caddy.CleanerUpper     = (*RedisStore)(nil)
-	_ caddy.Destructor       = (*pooledClient)(nil)
-	_ rueidis.CacheStore     = (*cacheStore)(nil)
+	_ sessionstore.Store        = (*RedisStore)(nil)
+	_ sessionstore.Inspector    = (*RedisStore)(nil)
+	_ sessionstore.SubjectIndex = (*RedisStore)(nil)
+	_ sessionstore.Shared       = (*RedisStore)(nil)
+	_ caddy.Provisioner         = (*RedisStore)(nil)
+	_ caddy.Validator           = (*RedisStore)(nil)
+	_ caddy.CleanerUpper        = (*RedisStore)(nil)
+	_ caddy.Destructor          = (*pooledClient)(nil)
+	_ rueidis.CacheStore        = (*cacheStore)(nil)
 )

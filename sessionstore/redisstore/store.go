@@ -18,13 +18,27 @@ import (
 
 // The keys of one session. The data lives under the key itself, as
 // sanic_session has it, and nothing else does. Beside it, and only when a
-// feature needs them: a hash of metadata (created: unix ms; expiry: the
-// session's own idle lifetime in ms, -1 for permanent; scope: the site the
-// session belongs to), with the session's TTL; for a permanent session a
-// marker whose TTL records when its cookie was last renewed; and, for the
-// grace of a regenerate, a moved record under the old key, holding the new
-// key, whose TTL is the grace. All carry the key as their hash tag, so on a
-// Redis Cluster they live on its slot and one script may touch all.
+// feature needs them: a hash of metadata, with the session's TTL; for a
+// permanent session a marker whose TTL records when its cookie was last
+// renewed; and, for the grace of a regenerate, a moved record under the old
+// key, holding the new key, whose TTL is the grace. All carry the key as
+// their hash tag, so on a Redis Cluster they live on its slot and one
+// script may touch all.
+//
+// The metadata hash's fields: created (unix ms), expiry (the session's own
+// idle lifetime in ms, -1 for permanent), scope (the site the session
+// belongs to), subject (its owner), persist (on or off: its own choice of
+// cookie), ua and addr (the client as the handler recorded it), seen (unix
+// ms by Redis's clock: when the session was last written or had its
+// lifetime renewed, which a subject's listing orders by, since the store
+// does not know the handler's TTL then) and indexed (until when, in unix
+// ms by Redis's clock, the subject's index is known to outlive the
+// session; -1 for ever). Each is there only when set; seen only in a hash
+// that has others.
+//
+// A subject's index is a sorted set of its sessions' keys (see
+// subjects.go), under a key of its own derived from the subject alone,
+// which lives on its own slot and which no session script touches.
 func metaKey(key string) string   { return sideKey(key, "meta") }
 func markerKey(key string) string { return sideKey(key, "renewed") }
 func movedKey(key string) string  { return sideKey(key, "moved") }
@@ -58,18 +72,46 @@ func appendSideKey(b []byte, key, what string) []byte {
 // while b is neither written nor gone.
 func viewString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
+// luaIndexHelpers are the Lua functions the session scripts share to keep
+// a session's subject index ahead of it (see subjects.go): a script that
+// would make a session of a subject live past what its index is known to
+// outlive (the indexed field) does not write, and returns {3, subject,
+// ttl}; the caller then indexes the session (indexAdd) and runs the script
+// again with the index's confirmation (csub, cdl: the subject indexed, and
+// the deadline the index then covers). Times are Redis's: the session's
+// deadline is its node's clock plus its TTL.
+const luaIndexHelpers = `
+local function nowms()
+	local t = redis.call('TIME')
+	return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local function coverage(subj, ttl, now, stored, csub, cdl)
+	local d = tonumber(stored)
+	if csub == subj then
+		local c = tonumber(cdl)
+		if c and (c < 0 or not d or (d >= 0 and c > d)) then d = c end
+	end
+	if not d then return false end
+	if d < 0 or (ttl > 0 and d >= now + ttl) then return d end
+	return false
+end
+`
+
 // loadScript reads a session and renews its lifetime when due, in one round
 // trip. For a session with a TTL, the time since its last renewal is the TTL
 // it was given less what is left of it; a permanent session has no TTL to
 // tell that, so the marker's TTL does. A session's own expiry, in its
-// metadata, replaces the handler's.
+// metadata, replaces the handler's. A renewal of a session with metadata
+// records when (seen); one of a session with a subject must be covered by
+// its index (luaIndexHelpers).
 //
 // KEYS: the session, its metadata, its marker, its moved record. ARGV:
 // ttl in ms (0 for permanent), renewAfter in ms, the renew fraction, the
-// permanent renewal interval in ms. Returns nil when absent, {0, newKey}
-// when moved away within a grace, else {data, renewed, created, expiry,
-// scope}.
-var loadScript = rueidis.NewLuaScript(`
+// permanent renewal interval in ms, the index confirmation's subject and
+// deadline. Returns nil when absent, {0, newKey} when moved away within a
+// grace, {3, subject, ttl} when the index must come first, else {data,
+// renewed, and the metaFields}.
+var loadScript = rueidis.NewLuaScript(luaIndexHelpers + `
 local v = redis.call('GET', KEYS[1])
 if not v then
 	local to = redis.call('GET', KEYS[4])
@@ -78,8 +120,8 @@ if not v then
 end
 local ttl = tonumber(ARGV[1])
 local after = tonumber(ARGV[2])
-local meta = redis.call('HMGET', KEYS[2], 'created', 'expiry', 'scope')
-local hasMeta = meta[1] or meta[2] or meta[3]
+local meta = redis.call('HMGET', KEYS[2], 'created', 'expiry', 'scope', 'subject', 'persist', 'ua', 'addr', 'indexed')
+local hasMeta = redis.call('EXISTS', KEYS[2]) == 1
 local own = tonumber(meta[2])
 if own and own < 0 then
 	ttl = 0
@@ -88,40 +130,65 @@ elseif own and own > 0 then
 	ttl = own
 	after = math.floor(own / tonumber(ARGV[3]))
 end
+local left = redis.call('PTTL', KEYS[1])
+local extend = false
+if ttl > 0 then
+	extend = left < 0 or ttl - left >= after
+else
+	extend = left >= 0
+end
+local now = false
+if extend and meta[4] then
+	now = nowms()
+	local d = coverage(meta[4], ttl, now, meta[8], ARGV[5], ARGV[6])
+	if not d then return {3, meta[4], ttl} end
+	if d ~= tonumber(meta[8]) then redis.call('HSET', KEYS[2], 'indexed', d) end
+end
 local renewed = 0
 if ttl > 0 then
-	local left = redis.call('PTTL', KEYS[1])
-	if left < 0 or ttl - left >= after then
+	if extend then
 		redis.call('PEXPIRE', KEYS[1], ttl)
 		if hasMeta then redis.call('PEXPIRE', KEYS[2], ttl) end
 		renewed = 1
 	end
 else
-	if redis.call('PTTL', KEYS[1]) >= 0 then
+	if extend then
 		redis.call('PERSIST', KEYS[1])
 		if hasMeta then redis.call('PERSIST', KEYS[2]) end
 	end
 	if redis.call('SET', KEYS[3], '1', 'PX', math.max(after, 1), 'NX') then renewed = 1 end
 end
-return {v, renewed, meta[1] or '', meta[2] or '', meta[3] or ''}
+if renewed == 1 and hasMeta then redis.call('HSET', KEYS[2], 'seen', now or nowms()) end
+return {v, renewed, meta[1] or '', meta[2] or '', meta[3] or '', meta[4] or '', meta[5] or '', meta[6] or '', meta[7] or ''}
 `)
 
 // renameScript moves a session and its metadata to a new key with a fresh
 // TTL (the session's own expiry, if it has one), atomically, and with a
-// grace leaves the moved record under the old key. KEYS: old, new, old
-// metadata, new metadata, old marker, old moved record, new marker, new
-// moved record. ARGV: ttl in ms, 0 for none; grace in ms, 0 for none.
-// Returns 0 when the old key is absent (a moved record is no session).
-var renameScript = rueidis.NewLuaScript(`
+// grace leaves the moved record under the old key. A session with a
+// subject moves only once its index holds the new key (luaIndexHelpers).
+// KEYS: old, new, old metadata, new metadata, old marker, old moved record,
+// new marker, new moved record. ARGV: ttl in ms, 0 for none; grace in ms, 0
+// for none; the index confirmation's subject and deadline for the new key.
+// Returns {1} when moved, {0} when the old key is absent, {2, newKey}
+// when it is a moved record (no session), {3, subject, ttl} when the index
+// must come first.
+var renameScript = rueidis.NewLuaScript(luaIndexHelpers + `
 local v = redis.call('GET', KEYS[1])
 if not v then
 	local to = redis.call('GET', KEYS[6])
-	if to then return to end
-	return 0
+	if to then return {2, to} end
+	return {0}
 end
 local ttl = tonumber(ARGV[1])
 local own = tonumber(redis.call('HGET', KEYS[3], 'expiry'))
 if own and own < 0 then ttl = 0 elseif own and own > 0 then ttl = own end
+local subj = redis.call('HGET', KEYS[3], 'subject')
+local now = nowms()
+local d = false
+if subj then
+	d = coverage(subj, ttl, now, nil, ARGV[3], ARGV[4])
+	if not d then return {3, subj, ttl} end
+end
 if ttl > 0 then
 	redis.call('SET', KEYS[2], v, 'PX', ttl)
 else
@@ -132,6 +199,8 @@ local meta = redis.call('HGETALL', KEYS[3])
 if #meta > 0 then
 	redis.call('HSET', KEYS[4], unpack(meta))
 	redis.call('DEL', KEYS[3])
+	redis.call('HSET', KEYS[4], 'seen', now)
+	if d then redis.call('HSET', KEYS[4], 'indexed', d) else redis.call('HDEL', KEYS[4], 'indexed') end
 	if ttl > 0 then redis.call('PEXPIRE', KEYS[4], ttl) end
 end
 local grace = tonumber(ARGV[2])
@@ -140,7 +209,7 @@ if grace > 0 then
 else
 	redis.call('DEL', KEYS[6])
 end
-return 1
+return {1}
 `)
 
 // patchScript writes a patch's result if the session still holds what the
@@ -149,10 +218,14 @@ return 1
 // absent), the value it held, 1 to write (0 only to check), the new value
 // (” to delete the session), ttl in ms (0 for none), created to record
 // when there is none (unix ms, 0 for none), own expiry to set (” for
-// none), scope to record when there is none (” for none). Returns {1}
-// when written, {0, current} when the session holds something else (then
-// the caller merges again), {2, newKey} when it moved away.
-var patchScript = rueidis.NewLuaScript(`
+// none), scope to record when there is none (” for none), 1 to set the
+// subject (0 to leave it), the subject (” removes it), persist, user agent
+// and address to set (” for none), the index confirmation's subject and
+// deadline. Returns {1} when written, {0, current} when the session holds
+// something else (then the caller merges again), {2, newKey} when it moved
+// away, {3, subject, ttl} when its index must come first
+// (luaIndexHelpers). A write with metadata records when (seen).
+var patchScript = rueidis.NewLuaScript(luaIndexHelpers + `
 local cur = redis.call('GET', KEYS[1])
 if not cur then
 	local to = redis.call('GET', KEYS[3])
@@ -168,19 +241,42 @@ if ARGV[4] == '' then
 	redis.call('DEL', KEYS[1], KEYS[2])
 	return {1}
 end
+local old = {false, false, false}
+if cur then old = redis.call('HMGET', KEYS[2], 'expiry', 'subject', 'indexed') end
+local ttl = tonumber(ARGV[5])
+local own = old[1]
+if ARGV[7] ~= '' then own = ARGV[7] end
+own = tonumber(own)
+if own and own < 0 then ttl = 0 elseif own and own > 0 then ttl = own end
+local subj = old[2] or ''
+if ARGV[9] == '1' then subj = ARGV[10] end
+local now = nowms()
+local d = false
+if subj ~= '' then
+	local stored = nil
+	if subj == old[2] then stored = old[3] end
+	d = coverage(subj, ttl, now, stored, ARGV[14], ARGV[15])
+	if not d then return {3, subj, ttl} end
+end
 if not cur then redis.call('DEL', KEYS[2]) end
 if ARGV[6] ~= '0' then redis.call('HSETNX', KEYS[2], 'created', ARGV[6]) end
 if ARGV[7] ~= '' then redis.call('HSET', KEYS[2], 'expiry', ARGV[7]) end
 if ARGV[8] ~= '' then redis.call('HSETNX', KEYS[2], 'scope', ARGV[8]) end
-local ttl = tonumber(ARGV[5])
-local own = tonumber(redis.call('HGET', KEYS[2], 'expiry'))
-if own and own < 0 then ttl = 0 elseif own and own > 0 then ttl = own end
+if d then
+	redis.call('HSET', KEYS[2], 'subject', subj, 'indexed', d)
+elseif old[2] then
+	redis.call('HDEL', KEYS[2], 'subject', 'indexed')
+end
+if ARGV[11] ~= '' then redis.call('HSET', KEYS[2], 'persist', ARGV[11]) end
+if ARGV[12] ~= '' then redis.call('HSET', KEYS[2], 'ua', ARGV[12]) end
+if ARGV[13] ~= '' then redis.call('HSET', KEYS[2], 'addr', ARGV[13]) end
 if ttl > 0 then
 	redis.call('SET', KEYS[1], ARGV[4], 'PX', ttl)
 else
 	redis.call('SET', KEYS[1], ARGV[4])
 end
 if redis.call('EXISTS', KEYS[2]) == 1 then
+	redis.call('HSET', KEYS[2], 'seen', now)
 	if ttl > 0 then redis.call('PEXPIRE', KEYS[2], ttl) else redis.call('PERSIST', KEYS[2]) end
 end
 return {1}
@@ -219,10 +315,25 @@ func (s *RedisStore) Load(ctx context.Context, key string, ttl time.Duration) (s
 	} else {
 		s.pc.misses.Add(1)
 	}
-	e, err := s.loadScripted(ctx, c, key, ttl)
-	s.pc.observe(err)
-	return e, err
+	var conf indexConf
+	for range maxIndexRounds {
+		e, need, err := s.loadScripted(ctx, c, key, ttl, conf)
+		s.pc.observe(err)
+		if err != nil || need.subject == "" {
+			return e, err
+		}
+		// A renewal of a session of a subject waits for its index.
+		if conf, _, err = s.indexAdd(ctx, c, need.subject, key, need.ttl); err != nil {
+			return sessionstore.Entry{}, fmt.Errorf("redis: loading session: %w", err)
+		}
+	}
+	return sessionstore.Entry{}, &storeError{errors.New("redis: loading session: the subject index never covered it")}
 }
+
+// maxIndexRounds bounds the script runs of one operation that each find
+// the session's subject index must come first: the first covers it, unless
+// the session changed meanwhile.
+const maxIndexRounds = 4
 
 // loadCached reads key and its metadata through the client-side cache. ok
 // is false when the script must answer instead: the key is absent (it may
@@ -233,14 +344,16 @@ func (s *RedisStore) loadCached(ctx context.Context, c rueidis.Client, key strin
 	// the commands or the metadata's key; else through rueidis, which
 	// reads them from Redis and caches them when they are not there.
 	var mkBuf [96]byte
-	get, meta, canon, ok := s.pc.cachedSession(key, viewString(appendSideKey(mkBuf[:0], key, "meta")), now.UnixMilli())
+	var f [nMeta]string
+	get, canon, ok := s.pc.cachedSession(key, viewString(appendSideKey(mkBuf[:0], key, "meta")), now.UnixMilli(), &f)
 	var getErr, metaErr error
+	var meta rueidis.RedisMessage
 	if ok {
 		s.pc.hits.Add(1)
 	} else {
 		res := c.DoMultiCache(ctx,
 			rueidis.CT(c.B().Get().Key(key).Cache(), cacheTTL),
-			rueidis.CT(c.B().Hmget().Key(metaKey(key)).Field("created", "expiry", "scope").Cache(), cacheTTL))
+			rueidis.CT(c.B().Hmget().Key(metaKey(key)).Field(metaFields[:]...).Cache(), cacheTTL))
 		if res[0].IsCacheHit() {
 			s.pc.hits.Add(1)
 		} else {
@@ -260,18 +373,19 @@ func (s *RedisStore) loadCached(ctx context.Context, c rueidis.Client, key strin
 	if err != nil {
 		return sessionstore.Entry{}, false, err
 	}
-	if metaErr != nil {
-		return sessionstore.Entry{}, false, metaErr
+	if !ok {
+		if metaErr != nil {
+			return sessionstore.Entry{}, false, metaErr
+		}
+		fields, err := meta.ToArray()
+		if err != nil {
+			return sessionstore.Entry{}, false, err
+		}
+		for i := range min(len(fields), nMeta) {
+			f[i], _ = fields[i].ToString()
+		}
 	}
-	fields, err := meta.ToArray()
-	if err != nil {
-		return sessionstore.Entry{}, false, err
-	}
-	var f [3]string
-	for i := range min(len(fields), 3) {
-		f[i], _ = fields[i].ToString()
-	}
-	m := parseMeta(f[0], f[1], f[2])
+	m := parseMeta(&f)
 	eff := sessionstore.EffectiveTTL(m.Expiry, ttl)
 	left := time.Duration(get.CachePXAT()-now.UnixMilli()) * time.Millisecond
 	if eff > 0 {
@@ -299,68 +413,67 @@ func (s *RedisStore) loadCached(ctx context.Context, c rueidis.Client, key strin
 	return sessionstore.Entry{Data: data, Meta: m}, true, nil
 }
 
-// loadScripted reads key in one script, renewing it when due.
-func (s *RedisStore) loadScripted(ctx context.Context, c rueidis.Client, key string, ttl time.Duration) (sessionstore.Entry, error) {
+// indexNeed is a script's answer that the session's subject index must
+// come first: the subject, and the session's lifetime to cover.
+type indexNeed struct {
+	subject string
+	ttl     time.Duration
+}
+
+// parseIndexNeed reads a script's {3, subject, ttl} reply.
+func parseIndexNeed(res []rueidis.RedisMessage) (indexNeed, bool) {
+	if len(res) != 3 {
+		return indexNeed{}, false
+	}
+	if code, err := res[0].AsInt64(); err != nil || code != 3 {
+		return indexNeed{}, false
+	}
+	subj, err := res[1].ToString()
+	ms, err2 := res[2].AsInt64()
+	if err != nil || err2 != nil || subj == "" {
+		return indexNeed{}, false
+	}
+	return indexNeed{subject: subj, ttl: time.Duration(ms) * time.Millisecond}, true
+}
+
+// loadScripted reads key in one script, renewing it when due; or returns
+// what the subject index needs first.
+func (s *RedisStore) loadScripted(ctx context.Context, c rueidis.Client, key string, ttl time.Duration, conf indexConf) (sessionstore.Entry, indexNeed, error) {
 	res, err := loadScript.Exec(ctx, c, []string{key, metaKey(key), markerKey(key), movedKey(key)}, []string{
 		strconv.FormatInt(ttl.Milliseconds(), 10),
 		strconv.FormatInt(max(sessionstore.RenewInterval(ttl).Milliseconds(), 1), 10),
 		strconv.Itoa(sessionstore.RenewFraction),
 		strconv.FormatInt(sessionstore.RenewInterval(0).Milliseconds(), 10),
+		conf.subject, conf.deadline,
 	}).ToArray()
 	if rueidis.IsRedisNil(err) {
-		return sessionstore.Entry{}, sessionstore.ErrNotFound
+		return sessionstore.Entry{}, indexNeed{}, sessionstore.ErrNotFound
 	}
 	if err != nil {
-		return sessionstore.Entry{}, fmt.Errorf("redis: loading session: %w", err)
+		return sessionstore.Entry{}, indexNeed{}, fmt.Errorf("redis: loading session: %w", err)
 	}
 	if len(res) == 2 {
 		if to, err := res[1].ToString(); err == nil {
-			return sessionstore.Entry{}, &sessionstore.MovedError{To: to}
+			return sessionstore.Entry{}, indexNeed{}, &sessionstore.MovedError{To: to}
 		}
 	}
-	if len(res) != 5 {
-		return sessionstore.Entry{}, fmt.Errorf("redis: loading session: unexpected reply of %d values", len(res))
+	if need, ok := parseIndexNeed(res); ok {
+		return sessionstore.Entry{}, need, nil
+	}
+	if len(res) != 2+nMeta {
+		return sessionstore.Entry{}, indexNeed{}, fmt.Errorf("redis: loading session: unexpected reply of %d values", len(res))
 	}
 	raw, _ := res[0].ToString()
 	renewed, _ := res[1].ToInt64()
-	created, _ := res[2].ToString()
-	ownExpiry, _ := res[3].ToString()
-	scope, _ := res[4].ToString()
+	var f [nMeta]string
+	for i := range nMeta {
+		f[i], _ = res[2+i].ToString()
+	}
 	data, err := mergepatch.Normalize(raw)
 	if err != nil {
-		return sessionstore.Entry{}, &storeError{fmt.Errorf("redis: stored session data: %w", err)}
+		return sessionstore.Entry{}, indexNeed{}, &storeError{fmt.Errorf("redis: stored session data: %w", err)}
 	}
-	return sessionstore.Entry{Data: data, Meta: parseMeta(created, ownExpiry, scope), Renewed: renewed == 1}, nil
-}
-
-// parseMeta reads the metadata hash's fields; what is missing or unreadable
-// stays zero.
-func parseMeta(created, ownExpiry, scope string) sessionstore.Meta {
-	m := sessionstore.Meta{Scope: scope}
-	// An absent field is skipped, not parsed: ParseInt's error allocates.
-	if created != "" {
-		if ms, err := strconv.ParseInt(created, 10, 64); err == nil && ms > 0 {
-			m.Created = time.UnixMilli(ms)
-		}
-	}
-	if ownExpiry != "" {
-		if ms, err := strconv.ParseInt(ownExpiry, 10, 64); err == nil {
-			if ms < 0 {
-				m.Expiry = sessionstore.Permanent
-			} else {
-				m.Expiry = time.Duration(ms) * time.Millisecond
-			}
-		}
-	}
-	return m
-}
-
-// checkScope refuses a scope longer than sessionstore.MaxScopeLength.
-func checkScope(scope string) error {
-	if len(scope) > sessionstore.MaxScopeLength {
-		return fmt.Errorf("redis: saving session: scope of %d bytes, the limit is %d", len(scope), sessionstore.MaxScopeLength)
-	}
-	return nil
+	return sessionstore.Entry{Data: data, Meta: parseMeta(&f), Renewed: renewed == 1}, indexNeed{}, nil
 }
 
 // A patchReq is one Patch call waiting in its key's queue.
@@ -425,7 +538,7 @@ func (q *patchQueues) finish(key string) {
 // trip, no WATCH. On a real conflict (another instance wrote meanwhile)
 // the script returns the current value and the merge is done again.
 func (s *RedisStore) Patch(ctx context.Context, key string, patches []string, opts sessionstore.PatchOptions) (string, error) {
-	if err := checkScope(opts.Scope); err != nil {
+	if err := checkMeta(&opts); err != nil {
 		return "", err
 	}
 	if _, err := s.pc.get(); err != nil {
@@ -449,7 +562,9 @@ func (s *RedisStore) Patch(ctx context.Context, key string, patches []string, op
 	return r.data, r.err
 }
 
-// runBatch applies the patches of batch, in order, in one write.
+// runBatch applies the patches of batch, in order, in one write. A
+// write that sets a subject indexes the session first (and one that would
+// outlive its index's coverage, when the script says so).
 func (s *RedisStore) runBatch(ctx context.Context, key string, batch []*patchReq) {
 	fail := func(err error) {
 		for _, r := range batch {
@@ -467,8 +582,17 @@ func (s *RedisStore) runBatch(ctx context.Context, key string, batch []*patchReq
 		return
 	}
 	keys := []string{key, metaKey(key), movedKey(key)}
+	var conf indexConf
+	var card int64
 	for attempt := 1; attempt <= maxPatchAttempts; attempt++ {
-		args := s.mergeBatch(batch, cur, exists)
+		args, want := s.mergeBatch(batch, cur, exists)
+		if want.subject != "" && !conf.fresh(want.subject) {
+			if conf, card, err = s.indexAdd(ctx, c, want.subject, key, want.ttl); err != nil {
+				fail(fmt.Errorf("redis: saving session: %w", err))
+				return
+			}
+		}
+		args = append(args, conf.subject, conf.deadline)
 		s.pc.mark(key)
 		res, err := patchScript.Exec(ctx, c, keys, args).ToArray()
 		if s.pc.observe(err) != nil {
@@ -478,11 +602,25 @@ func (s *RedisStore) runBatch(ctx context.Context, key string, batch []*patchReq
 		code, _ := res[0].ToInt64()
 		switch code {
 		case 1:
+			if card > pruneAbove {
+				s.prune(ctx, c, conf.subject)
+			}
 			return
 		case 2:
 			to, _ := res[1].ToString()
 			fail(&sessionstore.MovedError{To: to})
 			return
+		case 3:
+			need, ok := parseIndexNeed(res)
+			if !ok {
+				fail(fmt.Errorf("redis: saving session: unexpected reply of %d values", len(res)))
+				return
+			}
+			if conf, card, err = s.indexAdd(ctx, c, need.subject, key, need.ttl); err != nil {
+				fail(fmt.Errorf("redis: saving session: %w", err))
+				return
+			}
+			continue
 		}
 		cur, err = res[1].ToString()
 		exists = err == nil
@@ -501,13 +639,17 @@ func (s *RedisStore) expected(ctx context.Context, c rueidis.Client, key string)
 }
 
 // mergeBatch applies each call's patches in turn to cur, sets each call's
-// result, and returns the script's arguments for the write.
-func (s *RedisStore) mergeBatch(batch []*patchReq, cur string, exists bool) []string {
+// result, and returns the script's arguments for the write (but the index
+// confirmation's), and the subject the write sets, if any, with the
+// lifetime it gives the session as far as the batch knows (an own expiry
+// stored before may lengthen it: the script says so).
+func (s *RedisStore) mergeBatch(batch []*patchReq, cur string, exists bool) ([]string, indexNeed) {
 	state, present := cur, exists
 	var wrote bool
-	var ttl time.Duration
+	var ttl, own time.Duration
 	var created int64
-	expiry, scope := "", ""
+	var m sessionstore.Meta // scope, subject, persist, user agent, addr to set
+	var setSubject bool
 	for _, r := range batch {
 		r.data, r.err = "", nil
 		if !present && !r.opts.Create {
@@ -530,7 +672,7 @@ func (s *RedisStore) mergeBatch(batch []*patchReq, cur string, exists bool) []st
 		r.data, wrote, ttl = data, true, max(r.opts.TTL, 0)
 		if data == mergepatch.EmptyData {
 			state, present = "", false
-			created, expiry, scope = 0, "", ""
+			created, own, m, setSubject = 0, 0, sessionstore.Meta{}, false
 			continue
 		}
 		state, present = data, true
@@ -538,10 +680,22 @@ func (s *RedisStore) mergeBatch(batch []*patchReq, cur string, exists bool) []st
 			created = time.Now().UnixMilli()
 		}
 		if r.opts.Expiry != 0 {
-			expiry = strconv.FormatInt(expiryField(r.opts.Expiry), 10)
+			own = r.opts.Expiry
 		}
-		if r.opts.Scope != "" && scope == "" {
-			scope = r.opts.Scope
+		if r.opts.Scope != "" && m.Scope == "" {
+			m.Scope = r.opts.Scope
+		}
+		if r.opts.Subject != nil {
+			m.Subject, setSubject = *r.opts.Subject, true
+		}
+		if r.opts.Persist != sessionstore.PersistDefault {
+			m.Persist = r.opts.Persist
+		}
+		if r.opts.UserAgent != "" {
+			m.UserAgent = r.opts.UserAgent
+		}
+		if r.opts.Addr != "" {
+			m.Addr = r.opts.Addr
 		}
 	}
 	flag := func(b bool) string {
@@ -553,8 +707,17 @@ func (s *RedisStore) mergeBatch(batch []*patchReq, cur string, exists bool) []st
 	if !present {
 		state = ""
 	}
+	expiry := ""
+	if own != 0 {
+		expiry = strconv.FormatInt(expiryField(own), 10)
+	}
+	var want indexNeed
+	if wrote && present && setSubject && m.Subject != "" {
+		want = indexNeed{subject: m.Subject, ttl: max(sessionstore.EffectiveTTL(own, ttl), 0)}
+	}
 	return []string{flag(exists), cur, flag(wrote), state, strconv.FormatInt(ttl.Milliseconds(), 10),
-		strconv.FormatInt(created, 10), expiry, scope}
+		strconv.FormatInt(created, 10), expiry, m.Scope, flag(setSubject), m.Subject,
+		persistField(m.Persist), m.UserAgent, m.Addr}, want
 }
 
 func expiryField(d time.Duration) int64 {
@@ -587,7 +750,7 @@ func inspect(ctx context.Context, c doer, key string) (sessionstore.Entry, time.
 	res := c.DoMulti(ctx,
 		c.B().Get().Key(key).Build(),
 		c.B().Pttl().Key(key).Build(),
-		c.B().Hmget().Key(metaKey(key)).Field("created", "expiry", "scope").Build())
+		c.B().Hmget().Key(metaKey(key)).Field(metaFields[:]...).Build())
 	raw, err := res[0].ToString()
 	if rueidis.IsRedisNil(err) {
 		return sessionstore.Entry{}, 0, sessionstore.ErrNotFound
@@ -603,8 +766,8 @@ func inspect(ctx context.Context, c doer, key string) (sessionstore.Entry, time.
 	if err != nil {
 		return sessionstore.Entry{}, 0, fmt.Errorf("redis: inspecting session: %w", err)
 	}
-	var f [3]string
-	for i := range min(len(fields), 3) {
+	var f [nMeta]string
+	for i := range min(len(fields), nMeta) {
 		f[i], _ = fields[i].ToString()
 	}
 	data, err := mergepatch.Normalize(raw)
@@ -612,7 +775,7 @@ func inspect(ctx context.Context, c doer, key string) (sessionstore.Entry, time.
 		return sessionstore.Entry{}, 0, &storeError{fmt.Errorf("redis: stored session data: %w", err)}
 	}
 	ttl := time.Duration(max(pttl, 0)) * time.Millisecond // no TTL: permanent
-	return sessionstore.Entry{Data: data, Meta: parseMeta(f[0], f[1], f[2])}, ttl, nil
+	return sessionstore.Entry{Data: data, Meta: parseMeta(&f)}, ttl, nil
 }
 
 // SharedKey implements sessionstore.Shared: stores with the same
@@ -661,7 +824,9 @@ return to
 // Cluster live on different slots, which no single command spans: there the
 // new key is written first and the old deleted after (and the moved record
 // set, on the old key's slot), so a reader may briefly see both, never
-// neither.
+// neither. Either way a session with a subject is in its index under the
+// new key before it is there (the old key's entry, stale now, is left for
+// a listing to drop).
 func (s *RedisStore) Rename(ctx context.Context, oldKey, newKey string, opts sessionstore.RenameOptions) error {
 	c, err := s.pc.get()
 	if err != nil {
@@ -669,43 +834,67 @@ func (s *RedisStore) Rename(ctx context.Context, oldKey, newKey string, opts ses
 	}
 	ttl, grace := max(opts.TTL, 0), max(opts.Grace, 0)
 	s.pc.mark(oldKey, newKey)
-	if !s.cluster {
-		res := renameScript.Exec(ctx, c,
-			[]string{oldKey, newKey, metaKey(oldKey), metaKey(newKey), markerKey(oldKey), movedKey(oldKey), markerKey(newKey), movedKey(newKey)},
-			[]string{strconv.FormatInt(ttl.Milliseconds(), 10), strconv.FormatInt(grace.Milliseconds(), 10)})
-		if err := s.pc.observe(res.Error()); err != nil {
+	if s.cluster {
+		err = s.renameAcrossSlots(ctx, c, oldKey, newKey, ttl, grace)
+		if errors.Is(err, sessionstore.ErrNotFound) {
+			// A grace record says where a session went; it is no session.
+			if to, gerr := c.Do(ctx, c.B().Get().Key(movedKey(oldKey)).Build()).ToString(); gerr == nil {
+				return &sessionstore.MovedError{To: to}
+			}
+			return err
+		}
+		if err := s.pc.observe(err); err != nil {
 			return fmt.Errorf("redis: regenerating session: %w", err)
-		}
-		if to, err := res.ToString(); err == nil {
-			return &sessionstore.MovedError{To: to} // a grace record: moved already
-		}
-		moved, err := res.AsInt64()
-		if err != nil {
-			return fmt.Errorf("redis: regenerating session: %w", err)
-		}
-		if moved == 0 {
-			return sessionstore.ErrNotFound
 		}
 		return nil
 	}
-	err = s.renameAcrossSlots(ctx, c, oldKey, newKey, ttl, grace)
-	if errors.Is(err, sessionstore.ErrNotFound) {
-		// A grace record says where a session went; it is no session.
-		if to, gerr := c.Do(ctx, c.B().Get().Key(movedKey(oldKey)).Build()).ToString(); gerr == nil {
-			return &sessionstore.MovedError{To: to}
+	// The request that regenerates has just loaded the session: its
+	// cached metadata names its subject, whose index then takes the new
+	// key before the script runs, saving the script's round trip to ask.
+	var conf indexConf
+	var f [nMeta]string
+	var mkBuf [96]byte
+	if _, _, ok := s.pc.cachedSession(oldKey, viewString(appendSideKey(mkBuf[:0], oldKey, "meta")), time.Now().UnixMilli(), &f); ok && f[fSubject] != "" {
+		m := parseMeta(&f)
+		if conf, _, err = s.indexAdd(ctx, c, m.Subject, newKey, max(sessionstore.EffectiveTTL(m.Expiry, ttl), 0)); err != nil {
+			return fmt.Errorf("redis: regenerating session: %w", err)
 		}
-		return err
 	}
-	if err := s.pc.observe(err); err != nil {
-		return fmt.Errorf("redis: regenerating session: %w", err)
+	keys := []string{oldKey, newKey, metaKey(oldKey), metaKey(newKey), markerKey(oldKey), movedKey(oldKey), markerKey(newKey), movedKey(newKey)}
+	for range maxIndexRounds {
+		res, err := renameScript.Exec(ctx, c, keys, []string{
+			strconv.FormatInt(ttl.Milliseconds(), 10), strconv.FormatInt(grace.Milliseconds(), 10), conf.subject, conf.deadline,
+		}).ToArray()
+		if err := s.pc.observe(err); err != nil {
+			return fmt.Errorf("redis: regenerating session: %w", err)
+		}
+		if need, ok := parseIndexNeed(res); ok {
+			if conf, _, err = s.indexAdd(ctx, c, need.subject, newKey, need.ttl); err != nil {
+				return fmt.Errorf("redis: regenerating session: %w", err)
+			}
+			continue
+		}
+		code, err := res[0].AsInt64()
+		if err != nil {
+			return fmt.Errorf("redis: regenerating session: %w", err)
+		}
+		switch code {
+		case 0:
+			return sessionstore.ErrNotFound
+		case 2:
+			to, _ := res[1].ToString()
+			return &sessionstore.MovedError{To: to} // a grace record: moved already
+		}
+		return nil
 	}
-	return nil
+	return &storeError{errors.New("redis: regenerating session: the subject index never covered it")}
 }
 
 // renameAcrossSlots copies the session to the new key, then deletes the
 // old one (and leaves the moved record) in a transaction that fails if the
 // old one changed meanwhile (a concurrent patch or clear), and starts over
-// if it did.
+// if it did. A session with a subject is indexed under the new key before
+// the copy is written.
 func (s *RedisStore) renameAcrossSlots(ctx context.Context, c rueidis.Client, oldKey, newKey string, ttl, grace time.Duration) error {
 	for attempt := 1; attempt <= maxPatchAttempts; attempt++ {
 		var retry bool
@@ -718,7 +907,15 @@ func (s *RedisStore) renameAcrossSlots(ctx context.Context, c rueidis.Client, ol
 				_ = d.Do(ctx, d.B().Unwatch().Build()).Error()
 				return err
 			}
-			if err := s.writeCopy(ctx, c, newKey, entry, ttl); err != nil {
+			eff := max(sessionstore.EffectiveTTL(entry.Meta.Expiry, ttl), 0)
+			var conf indexConf
+			if entry.Meta.Subject != "" {
+				if conf, _, err = s.indexAdd(ctx, c, entry.Meta.Subject, newKey, eff); err != nil {
+					_ = d.Do(ctx, d.B().Unwatch().Build()).Error()
+					return err
+				}
+			}
+			if err := s.writeCopy(ctx, c, newKey, entry, eff, conf); err != nil {
 				_ = d.Do(ctx, d.B().Unwatch().Build()).Error()
 				return err
 			}
@@ -753,19 +950,32 @@ func (s *RedisStore) renameAcrossSlots(ctx context.Context, c rueidis.Client, ol
 	return &storeError{fmt.Errorf("still contended after %d attempts", maxPatchAttempts)}
 }
 
-// writeCopy writes a session and its metadata under key, for a rename
-// across Cluster slots.
-func (s *RedisStore) writeCopy(ctx context.Context, c rueidis.Client, key string, entry sessionstore.Entry, ttl time.Duration) error {
-	ttl = max(sessionstore.EffectiveTTL(entry.Meta.Expiry, ttl), 0)
+// writeCopy writes a session and all its metadata under key with a
+// lifetime of ttl, for a rename across Cluster slots; conf is its
+// subject index's confirmation, if it has a subject. Seen is this
+// instance's clock: the copy is not written by a script, which would read
+// Redis's.
+func (s *RedisStore) writeCopy(ctx context.Context, c rueidis.Client, key string, entry sessionstore.Entry, ttl time.Duration, conf indexConf) error {
+	m := entry.Meta
 	var fields []string
-	if !entry.Meta.Created.IsZero() {
-		fields = append(fields, "created", strconv.FormatInt(entry.Meta.Created.UnixMilli(), 10))
+	if !m.Created.IsZero() {
+		fields = append(fields, "created", strconv.FormatInt(m.Created.UnixMilli(), 10))
 	}
-	if entry.Meta.Expiry != 0 {
-		fields = append(fields, "expiry", strconv.FormatInt(expiryField(entry.Meta.Expiry), 10))
+	if m.Expiry != 0 {
+		fields = append(fields, "expiry", strconv.FormatInt(expiryField(m.Expiry), 10))
 	}
-	if entry.Meta.Scope != "" {
-		fields = append(fields, "scope", entry.Meta.Scope)
+	for _, f := range [...]struct{ name, val string }{
+		{"scope", m.Scope}, {"subject", m.Subject}, {"persist", persistField(m.Persist)}, {"ua", m.UserAgent}, {"addr", m.Addr},
+	} {
+		if f.val != "" {
+			fields = append(fields, f.name, f.val)
+		}
+	}
+	if m.Subject != "" {
+		fields = append(fields, "indexed", conf.deadline)
+	}
+	if len(fields) > 0 {
+		fields = append(fields, "seen", strconv.FormatInt(time.Now().UnixMilli(), 10))
 	}
 	set := c.B().Set().Key(key).Value(entry.Data).Build()
 	if ttl > 0 {
