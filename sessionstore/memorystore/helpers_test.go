@@ -125,10 +125,11 @@ func wantLen(t *testing.T, s *memStore, want int) {
 	}
 }
 
-// heldEntry is an entry as a shard holds it, with its key and data.
+// heldEntry is an entry as a shard holds it, with its key, data and
+// encoded meta tail.
 type heldEntry struct {
 	memEntry
-	key, data string
+	key, data, tail string
 }
 
 // shardIndex returns the number of the shard that holds key.
@@ -145,7 +146,7 @@ func entryOf(s *memStore, key string) (heldEntry, bool) {
 	if !ok {
 		return heldEntry{}, false
 	}
-	return heldEntry{memEntry: sh.slots[i], key: string(sh.key(i)), data: sh.data(i)}, true
+	return heldEntry{memEntry: sh.slots[i], key: string(sh.key(i)), data: sh.data(i), tail: string(sh.tail(i))}, true
 }
 
 // checkInvariants verifies every shard: the heap is in heap order and each

@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -202,10 +203,11 @@ func (s *memStore) indexRemove(sh *memShard, i uint32) {
 	}
 }
 
-// subjectPasses bounds how many times a lister looks again at a subject's
-// hashes because some it had changed under it (a session renamed or
-// deleted since it copied them): a regenerate racing a "sign out
-// everywhere" moves the session to a key the first copy did not hold. Each
+// A regenerate racing a lister ("sign out everywhere") moves a session to
+// a key the lister's copy of the hashes does not hold. The lister follows
+// the grace record the move left, as Delete does; a move without a grace
+// leaves none, so the lister then looks again at the subject's hashes,
+// where the index has put the new key, up to subjectPasses times. Each
 // pass looks only at hashes it had not seen.
 const subjectPasses = 8
 
@@ -263,10 +265,18 @@ func (s *memStore) resolveSubject(found []subjectCandidate, h uint64, prefix, su
 	sh := s.shardOf(h)
 	now := s.now()
 	hit, expired := false, false
+	var movedTo []string
 	sh.mu.RLock()
 	visit := func(i uint32) {
 		e := &sh.slots[i]
-		if e.hash != h || e.moved || string(sh.subject(i)) != subject {
+		if e.hash != h {
+			return
+		}
+		if e.moved && !e.expired(now) {
+			movedTo = append(movedTo, sh.data(i))
+			return
+		}
+		if e.moved || string(sh.subject(i)) != subject {
 			return
 		}
 		hit = true
@@ -293,7 +303,46 @@ func (s *memStore) resolveSubject(found []subjectCandidate, h uint64, prefix, su
 	if expired {
 		s.dropExpiredOf(h, subject)
 	}
+	for _, to := range movedTo {
+		var ok bool
+		found, ok = s.resolveMoved(found, to, prefix, subject)
+		hit = hit || ok
+	}
 	return found, hit
+}
+
+// resolveMoved appends to found the session a grace record names, key,
+// when it is a live session of subject under prefix, and reports whether
+// it is of subject. It follows grace records maxGraceHops deep.
+func (s *memStore) resolveMoved(found []subjectCandidate, key, prefix, subject string) ([]subjectCandidate, bool) {
+	for range maxGraceHops {
+		h := s.hash(key)
+		sh := s.shardOf(h)
+		now := s.now()
+		sh.mu.RLock()
+		i, ok := sh.find(h, key)
+		switch {
+		case !ok || sh.slots[i].expired(now):
+			sh.mu.RUnlock()
+			return found, false
+		case sh.slots[i].moved:
+			key = sh.data(i)
+			sh.mu.RUnlock()
+			continue
+		case string(sh.subject(i)) != subject:
+			sh.mu.RUnlock()
+			return found, false
+		}
+		if strings.HasPrefix(key, prefix) {
+			found = append(found, subjectCandidate{
+				SubjectSession: sessionstore.SubjectSession{Key: key, Meta: sh.fullMeta(i), LastSeen: time.Unix(0, sh.slots[i].renewed)},
+				renewed:        sh.slots[i].renewed,
+			})
+		}
+		sh.mu.RUnlock()
+		return found, true
+	}
+	return found, false
 }
 
 // dropExpiredOf drops the expired sessions of subject under key hash h,
@@ -303,27 +352,28 @@ func (s *memStore) dropExpiredOf(h uint64, subject string) {
 	now := s.now()
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
+	expiredOf := func(i uint32) bool {
+		e := &sh.slots[i]
+		return e.hash == h && !e.moved && e.expired(now) && string(sh.subject(i)) == subject
+	}
+	// A drop may compact the shard and renumber its slots: each is found
+	// anew, and dropped outside the walk of the collided keys.
 	for {
-		dropped := false
-		try := func(i uint32) {
-			e := &sh.slots[i]
-			if !dropped && e.hash == h && !e.moved && e.expired(now) && string(sh.subject(i)) == subject {
-				s.drop(sh, i)
-				s.version.Add(1)
-				dropped = true
+		i, ok := sh.index[h]
+		if !ok || !expiredOf(i) {
+			ok = false
+			for _, j := range sh.collided {
+				if expiredOf(j) {
+					i, ok = j, true
+					break
+				}
 			}
 		}
-		if i, ok := sh.index[h]; ok {
-			try(i)
-		}
-		for _, i := range sh.collided {
-			try(i)
-		}
-		// A drop may have compacted the shard and renumbered its slots:
-		// look again from the start.
-		if !dropped {
+		if !ok {
 			return
 		}
+		s.drop(sh, i)
+		s.version.Add(1)
 	}
 }
 
@@ -364,7 +414,7 @@ func (s *memStore) DeleteSubject(ctx context.Context, prefix, subject string, ke
 				kept[c.Key] = true
 				continue
 			}
-			if s.deleteOfSubject(c.Key, subject) {
+			if s.deleteOfSubject(c.Key, prefix, subject) {
 				deleted++
 			} else {
 				again = true
@@ -378,17 +428,31 @@ func (s *memStore) DeleteSubject(ctx context.Context, prefix, subject string, ke
 }
 
 // deleteOfSubject deletes the session under key, as Delete does, if it
-// still is a live session of subject, and reports whether it did.
-func (s *memStore) deleteOfSubject(key, subject string) bool {
-	h := s.hash(key)
-	sh := s.shardOf(h)
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	i, ok := sh.find(h, key)
-	if !ok || sh.slots[i].moved || sh.slots[i].expired(s.now()) || string(sh.subject(i)) != subject {
-		return false
+// still is a live session of subject, and reports whether it did. When a
+// regenerate has moved it since it was found, it follows the grace record
+// to the session's new key (but not to a key without prefix).
+func (s *memStore) deleteOfSubject(key, prefix, subject string) bool {
+	for range maxGraceHops {
+		h := s.hash(key)
+		sh := s.shardOf(h)
+		sh.mu.Lock()
+		i, ok := sh.find(h, key)
+		switch {
+		case !ok || sh.slots[i].expired(s.now()) || !strings.HasPrefix(key, prefix):
+			sh.mu.Unlock()
+			return false
+		case sh.slots[i].moved:
+			key = sh.data(i)
+			sh.mu.Unlock()
+			continue
+		case string(sh.subject(i)) != subject:
+			sh.mu.Unlock()
+			return false
+		}
+		s.drop(sh, i)
+		s.version.Add(1)
+		sh.mu.Unlock()
+		return true
 	}
-	s.drop(sh, i)
-	s.version.Add(1)
-	return true
+	return false
 }
