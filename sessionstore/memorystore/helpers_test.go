@@ -334,7 +334,16 @@ func checkSubjectIndex(t *testing.T, s *memStore, want map[[2]uint64]int) {
 	s.subjects.mu.Lock()
 	defer s.subjects.mu.Unlock()
 	got := map[[2]uint64]int{}
-	for subject, ks := range s.subjects.m {
+	for subject, h := range s.subjects.one {
+		got[[2]uint64{subject, h}]++
+		if _, ok := s.subjects.many[subject]; ok {
+			t.Errorf("subject %x: both in one and in many", subject)
+		}
+	}
+	for subject, ks := range s.subjects.many {
+		if ks.n < 2 {
+			t.Errorf("subject %x: a key set of %d in many", subject, ks.n)
+		}
 		n := 0
 		if ks.many != nil {
 			if ks.few != nil {

@@ -38,10 +38,14 @@ import (
 // listers copy the hashes, let the index lock go, then lock each shard on
 // its own. subjectIndex.mu and the journal's lock are never held together.
 
-// subjectIndex maps subject hashes to key hashes.
+// subjectIndex maps subject hashes to key hashes. Most subjects have one
+// session, or have it for long (a user signed in on one device): they are
+// in one, a map of numbers only, which the collector does not walk; a
+// subject of more sessions is in many.
 type subjectIndex struct {
-	mu sync.Mutex
-	m  map[uint64]keySet
+	mu   sync.Mutex
+	one  map[uint64]uint64  // subject hash → its session's key hash
+	many map[uint64]*keySet // subject hash → its sessions' key hashes, 2 or more
 }
 
 // keySet is a multiset of key hashes: a slice while it is small, which is
@@ -63,7 +67,7 @@ const (
 )
 
 func newSubjectIndex() subjectIndex {
-	return subjectIndex{m: make(map[uint64]keySet)}
+	return subjectIndex{one: make(map[uint64]uint64), many: make(map[uint64]*keySet)}
 }
 
 func (ks *keySet) add(h uint64) {
@@ -137,10 +141,21 @@ func (ks *keySet) appendUnique(dst []uint64) []uint64 {
 // subject.
 func (x *subjectIndex) add(subject, h uint64) {
 	x.mu.Lock()
-	ks := x.m[subject]
-	ks.add(h)
-	x.m[subject] = ks
+	x.addLocked(subject, h)
 	x.mu.Unlock()
+}
+
+func (x *subjectIndex) addLocked(subject, h uint64) {
+	if ks := x.many[subject]; ks != nil {
+		ks.add(h)
+		return
+	}
+	if first, ok := x.one[subject]; ok {
+		delete(x.one, subject)
+		x.many[subject] = &keySet{few: []uint64{first, h}, n: 2}
+		return
+	}
+	x.one[subject] = h
 }
 
 // remove forgets one session under key hash h of the subject of hash
@@ -152,14 +167,15 @@ func (x *subjectIndex) remove(subject, h uint64) {
 }
 
 func (x *subjectIndex) removeLocked(subject, h uint64) {
-	ks, ok := x.m[subject]
-	if !ok || !ks.remove(h) {
+	if ks := x.many[subject]; ks != nil {
+		if ks.remove(h) && ks.n == 1 {
+			delete(x.many, subject)
+			x.one[subject] = ks.few[0] // a set of one is a slice
+		}
 		return
 	}
-	if ks.n == 0 {
-		delete(x.m, subject)
-	} else {
-		x.m[subject] = ks
+	if only, ok := x.one[subject]; ok && only == h {
+		delete(x.one, subject)
 	}
 }
 
@@ -168,9 +184,7 @@ func (x *subjectIndex) removeLocked(subject, h uint64) {
 func (x *subjectIndex) move(subject, from, to uint64) {
 	x.mu.Lock()
 	x.removeLocked(subject, from)
-	ks := x.m[subject]
-	ks.add(to)
-	x.m[subject] = ks
+	x.addLocked(subject, to)
 	x.mu.Unlock()
 }
 
@@ -179,11 +193,13 @@ func (x *subjectIndex) move(subject, from, to uint64) {
 func (x *subjectIndex) keys(subject uint64) []uint64 {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	ks, ok := x.m[subject]
-	if !ok {
-		return nil
+	if ks := x.many[subject]; ks != nil {
+		return ks.appendUnique(make([]uint64, 0, ks.n))
 	}
-	return ks.appendUnique(make([]uint64, 0, ks.n))
+	if only, ok := x.one[subject]; ok {
+		return []uint64{only}
+	}
+	return nil
 }
 
 // The store's side: its changes of sessions keep the index, under the

@@ -223,11 +223,26 @@ func TestSubjectManySessions(t *testing.T) {
 	}
 	wantSubjectKeys(t, s, "", "many", keys[n-1], keys[n-2], keys[n-3])
 	s.subjects.mu.Lock()
-	ks := s.subjects.m[s.hash("many")]
+	ks := s.subjects.many[s.hash("many")]
 	s.subjects.mu.Unlock()
-	if ks.many != nil || len(ks.few) != 3 {
+	if ks == nil || ks.many != nil || len(ks.few) != 3 {
 		t.Errorf("a key set of 3 left is %+v, want a slice", ks)
 	}
+	// Down to one, the subject moves to the index's map of numbers.
+	for _, k := range keys[n-3 : n-1] {
+		if err := s.Delete(bg, k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.subjects.mu.Lock()
+	_, inMany := s.subjects.many[s.hash("many")]
+	only, inOne := s.subjects.one[s.hash("many")]
+	s.subjects.mu.Unlock()
+	if inMany || !inOne || only != s.hash(keys[n-1]) {
+		t.Errorf("a subject of one session left: in many %v, in one %v (%x)", inMany, inOne, only)
+	}
+	wantSubjectKeys(t, s, "", "many", keys[n-1])
+	checkInvariants(t, s)
 }
 
 // Sessions that expired are neither listed nor deleted, and a lister that
