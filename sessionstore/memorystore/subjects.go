@@ -25,12 +25,13 @@ import (
 // two keys of one hash and one subject keep each other's place.
 //
 // The index is kept exact, not lazily: every change of a session's subject
-// or existence updates it, under the session's shard lock (Patch, Rename,
-// Delete, expiry sweeps, eviction, loading a file or a journal all go
-// through insertSession, dropping a session or Patch's change of the
-// tail), so it never grows past the sessions held. Only sessions that
-// expired and are not swept yet are stale in it; a lister that finds one
-// removes it.
+// or existence updates it, under the session's shard lock, so it never
+// grows past the sessions held. A session enters it where one is inserted
+// (Patch's creation, put for a file or a journal) or given a subject
+// (memStore.setTail); it leaves it in drop, which Delete, expiry sweeps,
+// eviction, an emptying Patch and put all go through; Rename moves it.
+// Only sessions that expired and are not swept yet are stale in it; a
+// lister that finds one drops it.
 //
 // Lock order: a shard lock (two shards' in index order, for a Rename)
 // before subjectIndex.mu. The index lock is held for a map update or a

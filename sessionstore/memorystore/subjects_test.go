@@ -368,3 +368,38 @@ func TestListSubjectFollowsRename(t *testing.T) {
 		t.Errorf("resolving the old key's hash after the rename: %+v, %v; want app:oldx", found, ok)
 	}
 }
+
+// A Delete of a grace record deletes the session it moved to, which
+// leaves the index too; so do an eviction and an expiry sweep.
+func TestSubjectLeavesIndexWithItsSession(t *testing.T) {
+	s, c := newTestStore(t, 2)
+	login(t, s, "old", "alice")
+	if err := s.Rename(bg, "old", "oldx", sessionstore.RenameOptions{TTL: time.Hour, Grace: time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	wantSubjectKeys(t, s, "", "alice", "oldx")
+	if err := s.Delete(bg, "old"); err != nil {
+		t.Fatal(err)
+	}
+	wantGone(t, s, "oldx")
+	wantSubjectKeys(t, s, "", "alice")
+	checkInvariants(t, s)
+
+	// Evicted: the store holds two.
+	login(t, s, "e1", "alice")
+	c.advance(time.Second)
+	login(t, s, "e2", "bob")
+	c.advance(time.Second)
+	login(t, s, "e3", "bob")
+	wantSubjectKeys(t, s, "", "alice")
+	wantSubjectKeys(t, s, "", "bob", "e3", "e2")
+	checkInvariants(t, s)
+
+	// Expired and swept.
+	c.advance(2 * time.Hour)
+	if n := s.sweep(); n != 2 {
+		t.Errorf("sweep dropped %d, want 2", n)
+	}
+	wantSubjectKeys(t, s, "", "bob")
+	checkInvariants(t, s)
+}
