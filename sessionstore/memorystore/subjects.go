@@ -228,6 +228,12 @@ func (s *memStore) indexRemove(sh *memShard, i uint32) {
 // pass looks only at hashes it had not seen.
 const subjectPasses = 8
 
+// subjectGraceHops bounds how many grace records a lister follows, more
+// than Delete does (maxGraceHops): a chain of them is as long as the
+// regenerates of one session within a grace, and a lister that follows
+// fewer than were made while it looked has to look again.
+const subjectGraceHops = 64
+
 // subjectCandidate is a session found for a subject.
 type subjectCandidate struct {
 	sessionstore.SubjectSession
@@ -330,9 +336,9 @@ func (s *memStore) resolveSubject(found []subjectCandidate, h uint64, prefix, su
 
 // resolveMoved appends to found the session a grace record names, key,
 // when it is a live session of subject under prefix, and reports whether
-// it is of subject. It follows grace records maxGraceHops deep.
+// it is of subject. It follows grace records subjectGraceHops deep.
 func (s *memStore) resolveMoved(found []subjectCandidate, key, prefix, subject string) ([]subjectCandidate, bool) {
-	for range maxGraceHops {
+	for range subjectGraceHops {
 		h := s.hash(key)
 		sh := s.shardOf(h)
 		now := s.now()
@@ -449,7 +455,7 @@ func (s *memStore) DeleteSubject(ctx context.Context, prefix, subject string, ke
 // regenerate has moved it since it was found, it follows the grace record
 // to the session's new key (but not to a key without prefix).
 func (s *memStore) deleteOfSubject(key, prefix, subject string) bool {
-	for range maxGraceHops {
+	for range subjectGraceHops {
 		h := s.hash(key)
 		sh := s.shardOf(h)
 		sh.mu.Lock()
