@@ -158,8 +158,3 @@ func decodeTail(t string) metaTail {
 func setMetaTail(m *sessionstore.Meta, t metaTail) {
 	m.Scope, m.Subject, m.UserAgent, m.Addr = t.scope, t.subject, t.userAgent, t.addr
 }
-
-// tailOf returns m's strings as a tail.
-func tailOf(m sessionstore.Meta) metaTail {
-	return metaTail{scope: m.Scope, subject: m.Subject, userAgent: m.UserAgent, addr: m.Addr}
-}
