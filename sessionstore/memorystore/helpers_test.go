@@ -125,10 +125,11 @@ func wantLen(t *testing.T, s *memStore, want int) {
 	}
 }
 
-// heldEntry is an entry as a shard holds it, with its key and data.
+// heldEntry is an entry as a shard holds it, with its key, data and
+// encoded meta tail.
 type heldEntry struct {
 	memEntry
-	key, data string
+	key, data, tail string
 }
 
 // shardIndex returns the number of the shard that holds key.
@@ -145,7 +146,7 @@ func entryOf(s *memStore, key string) (heldEntry, bool) {
 	if !ok {
 		return heldEntry{}, false
 	}
-	return heldEntry{memEntry: sh.slots[i], key: string(sh.key(i)), data: sh.data(i)}, true
+	return heldEntry{memEntry: sh.slots[i], key: string(sh.key(i)), data: sh.data(i), tail: string(sh.tail(i))}, true
 }
 
 // checkInvariants verifies every shard: the heap is in heap order and each
@@ -157,6 +158,7 @@ func entryOf(s *memStore, key string) (heldEntry, bool) {
 func checkInvariants(t *testing.T, s *memStore) {
 	t.Helper()
 	total, graceRecords := 0, 0
+	want := map[[2]uint64]int{} // (subject hash, key hash): sessions
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.RLock()
@@ -170,7 +172,7 @@ func checkInvariants(t *testing.T, s *memStore) {
 			seen[slot] = true
 			e := &sh.slots[slot]
 			key := string(sh.key(slot))
-			used += int(e.keyLen) + int(e.scopeLen) + int(e.dataLen)
+			used += int(e.keyLen) + int(e.tailLen) + int(e.dataLen)
 			if e.moved {
 				graceRecords++
 			}
@@ -210,8 +212,16 @@ func checkInvariants(t *testing.T, s *memStore) {
 		}
 		checkProbation(t, i, sh)
 		total += len(sh.heap)
+		for _, slot := range sh.heap {
+			if subject := sh.subject(slot); len(subject) > 0 && !sh.slots[slot].moved {
+				want[[2]uint64{s.hashBytes(subject), sh.slots[slot].hash}]++
+			} else if len(subject) > 0 {
+				t.Errorf("shard %d: grace record %q has subject %q", i, sh.key(slot), subject)
+			}
+		}
 		sh.mu.RUnlock()
 	}
+	checkSubjectIndex(t, s, want)
 	if total-graceRecords != s.Len() {
 		t.Errorf("shards hold %d entries, %d of them grace records; Len() = %d", total, graceRecords, s.Len())
 	}
@@ -313,4 +323,60 @@ func unpackLoad(e sessionstore.Entry, err error) (string, bool, error) { return 
 
 func unpackInspect(e sessionstore.Entry, ttl time.Duration, err error) (string, time.Duration, error) {
 	return e.Data, ttl, err
+}
+
+// checkSubjectIndex verifies the subject index against the sessions the
+// shards hold, want: it records exactly them, each (subject hash, key hash)
+// as many times as there are such sessions, and each key set's count and
+// form match what it holds.
+func checkSubjectIndex(t *testing.T, s *memStore, want map[[2]uint64]int) {
+	t.Helper()
+	s.subjects.mu.Lock()
+	defer s.subjects.mu.Unlock()
+	got := map[[2]uint64]int{}
+	for subject, h := range s.subjects.one {
+		got[[2]uint64{subject, h}]++
+		if _, ok := s.subjects.many[subject]; ok {
+			t.Errorf("subject %x: both in one and in many", subject)
+		}
+	}
+	for subject, ks := range s.subjects.many {
+		if ks.n < 2 {
+			t.Errorf("subject %x: a key set of %d in many", subject, ks.n)
+		}
+		n := 0
+		if ks.many != nil {
+			if ks.few != nil {
+				t.Errorf("subject %x: a key set with both a slice and a map", subject)
+			}
+			for h, c := range ks.many {
+				if c == 0 {
+					t.Errorf("subject %x: key %x counted 0 times", subject, h)
+				}
+				got[[2]uint64{subject, h}] += int(c)
+				n += int(c)
+			}
+		} else {
+			if len(ks.few) > keySetMax {
+				t.Errorf("subject %x: %d keys in a key set's slice, the most is %d", subject, len(ks.few), keySetMax)
+			}
+			for _, h := range ks.few {
+				got[[2]uint64{subject, h}]++
+			}
+			n = len(ks.few)
+		}
+		if n != ks.n || n == 0 {
+			t.Errorf("subject %x: a key set of %d keys counts %d", subject, n, ks.n)
+		}
+	}
+	for k, n := range want {
+		if got[k] != n {
+			t.Errorf("subject index: (subject %x, key %x) recorded %d times, the shards hold %d such sessions", k[0], k[1], got[k], n)
+		}
+	}
+	for k, n := range got {
+		if _, ok := want[k]; !ok {
+			t.Errorf("subject index: (subject %x, key %x) recorded %d times, the shards hold none", k[0], k[1], n)
+		}
+	}
 }

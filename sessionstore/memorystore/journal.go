@@ -55,6 +55,12 @@ type journalRecord struct {
 	OwnExpiry int64  `json:"x,omitempty"`
 	Scope     string `json:"s,omitempty"`
 	Seen      bool   `json:"n,omitempty"` // off probation
+	// The fields below came with the subject index; a journal written
+	// before them still reads, without them.
+	Subject   string               `json:"u,omitempty"`
+	Persist   sessionstore.Persist `json:"p,omitempty"`
+	UserAgent string               `json:"a,omitempty"`
+	Addr      string               `json:"i,omitempty"`
 }
 
 const (
@@ -195,8 +201,10 @@ func (s *memStore) journalPut(sh *memShard, i uint32) {
 		return
 	}
 	e := &sh.slots[i]
+	t := decodeTail(string(sh.tail(i)))
 	rec := journalRecord{Op: opPut, Key: string(sh.key(i)), Data: sh.data(i), Renewed: e.renewed,
-		Created: e.created, OwnExpiry: e.ownExpiry, Scope: string(sh.scope(i)), Seen: e.isSeen()}
+		Created: e.created, OwnExpiry: e.ownExpiry, Seen: e.isSeen(), Persist: e.persist,
+		Scope: t.scope, Subject: t.subject, UserAgent: t.userAgent, Addr: t.addr}
 	if e.expires != math.MaxInt64 {
 		rec.Expires = e.expires
 	}
@@ -319,7 +327,10 @@ func (s *memStore) applyRecord(rec *journalRecord) {
 			_ = s.Delete(context.Background(), rec.Key)
 			return
 		}
-		e := memEntry{expires: rec.Expires, renewed: rec.Renewed, created: rec.Created, ownExpiry: rec.OwnExpiry}
+		e := memEntry{expires: rec.Expires, renewed: rec.Renewed, created: rec.Created, ownExpiry: rec.OwnExpiry, persist: rec.Persist}
+		if e.persist > sessionstore.PersistOff {
+			e.persist = sessionstore.PersistDefault
+		}
 		if e.expires == 0 {
 			e.expires = math.MaxInt64
 		}
@@ -328,10 +339,8 @@ func (s *memStore) applyRecord(rec *journalRecord) {
 		} else {
 			e.probSeq = s.nextProbSeq()
 		}
-		if len(rec.Scope) > sessionstore.MaxScopeLength {
-			rec.Scope = ""
-		}
-		if err := s.put(rec.Key, rec.Scope, rec.Data, e); err != nil {
+		tail := metaTail{scope: rec.Scope, subject: rec.Subject, userAgent: rec.UserAgent, addr: rec.Addr}
+		if err := s.put(rec.Key, tail.sanitized(), rec.Data, e); err != nil {
 			s.logger.Load().Error("memory session store: a session from its journal does not fit; dropped", zap.Error(err))
 		}
 	case opRenew, opSeen:

@@ -48,7 +48,7 @@ func restart(t *testing.T, path string, maxSessions int, logger *zap.Logger) *me
 }
 
 // sameSessions fails unless b holds exactly a's sessions, with their data,
-// meta and expiry, and, with seen, whether they are on probation (which a
+// meta (the meta tail's strings and persist included) and expiry, and, with seen, whether they are on probation (which a
 // snapshot does not keep: its sessions come back seen).
 func sameSessions(t *testing.T, a, b *memStore, seen bool) {
 	t.Helper()
@@ -58,7 +58,7 @@ func sameSessions(t *testing.T, a, b *memStore, seen bool) {
 		sh.mu.RLock()
 		for _, slot := range sh.heap {
 			if !sh.slots[slot].moved {
-				want[string(sh.key(slot))] = heldEntry{memEntry: sh.slots[slot], key: string(sh.key(slot)), data: sh.data(slot)}
+				want[string(sh.key(slot))] = heldEntry{memEntry: sh.slots[slot], key: string(sh.key(slot)), data: sh.data(slot), tail: string(sh.tail(slot))}
 			}
 		}
 		sh.mu.RUnlock()
@@ -72,7 +72,7 @@ func sameSessions(t *testing.T, a, b *memStore, seen bool) {
 		case !ok:
 			t.Errorf("%s lost", k)
 		case g.data != w.data || g.expires != w.expires || g.renewed != w.renewed || g.created != w.created ||
-			g.ownExpiry != w.ownExpiry || (seen && g.seen != w.seen):
+			g.ownExpiry != w.ownExpiry || g.tail != w.tail || g.persist != w.persist || (seen && g.seen != w.seen):
 			t.Errorf("%s = %+v, want %+v", k, g, w)
 		}
 	}

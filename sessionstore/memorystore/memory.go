@@ -1,6 +1,7 @@
 package memorystore
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"hash/maphash"
@@ -46,6 +47,10 @@ type memStore struct {
 	// hashMask is all ones; tests narrow it to make keys' hashes collide.
 	hashMask uint64
 	now      func() int64 // unix nanoseconds; replaced in tests
+
+	// subjects finds sessions by their subject (subjects.go). Its lock
+	// comes after the shard locks.
+	subjects subjectIndex
 
 	count       atomic.Int64
 	maxSessions atomic.Int64
@@ -151,6 +156,7 @@ func newPersistentMemStore(maxSessions int, sweepInterval time.Duration, logger 
 		stop:        make(chan struct{}),
 		sweepDone:   make(chan struct{}),
 		persistDone: make(chan struct{}),
+		subjects:    newSubjectIndex(),
 	}
 	s.evictionLog = &evictionLog{every: evictionLogEvery, log: s.logEvictions}
 	for i := range s.shards {
@@ -184,6 +190,11 @@ func (s *memStore) setLogger(l *zap.Logger) {
 // hash returns the hash of key that picks its shard and indexes it there.
 func (s *memStore) hash(key string) uint64 {
 	return maphash.String(s.seed, key) & s.hashMask
+}
+
+// hashBytes is hash of a key, or subject, in bytes.
+func (s *memStore) hashBytes(b []byte) uint64 {
+	return maphash.Bytes(s.seed, b) & s.hashMask
 }
 
 func (s *memStore) shardOf(h uint64) *memShard { return &s.shards[h%memShardCount] }
@@ -277,8 +288,8 @@ func (s *memStore) notifyRemoved(keys []string, reason string) {
 
 // Patch implements sessionstore.Store.
 func (s *memStore) Patch(_ context.Context, key string, patches []string, opts sessionstore.PatchOptions) (string, error) {
-	if len(opts.Scope) > sessionstore.MaxScopeLength {
-		return "", fmt.Errorf("memory session store: scope of %d bytes, the most is %d", len(opts.Scope), sessionstore.MaxScopeLength)
+	if err := checkPatchMeta(opts); err != nil {
+		return "", err
 	}
 	h := s.hash(key)
 	sh := s.shardOf(h)
@@ -299,11 +310,13 @@ func (s *memStore) Patch(_ context.Context, key string, patches []string, opts s
 		sh.mu.Unlock()
 		return "", sessionstore.ErrNotFound
 	}
-	// A scope is recorded on an entry that has none.
-	scope := ""
-	if opts.Scope != "" && (!ok || sh.slots[i].scopeLen == 0) {
-		scope = opts.Scope
+	var oldTail []byte
+	if ok {
+		oldTail = sh.tail(i)
 	}
+	// The new tail is a copy, which a compaction (in ensureArenaFits)
+	// leaves alone; it is used only when it changed.
+	tail, retail := newTail(oldTail, opts)
 	current := ""
 	if ok {
 		current = sh.data(i)
@@ -322,8 +335,11 @@ func (s *memStore) Patch(_ context.Context, key string, patches []string, opts s
 		case len(data) <= int(sh.slots[i].dataLen):
 			need = 0 // overwritten in place
 		}
-		if scope != "" {
-			need += len(key) + len(scope) // the key moves with its new scope
+		if retail && ok {
+			need += len(key) + len(tail) // the key moves with its new tail
+		}
+		if !ok {
+			need += len(tail)
 		}
 		if err = sh.ensureArenaFits(need); err == nil && ok {
 			i, _ = sh.find(h, key) // ensureArenaFits may have compacted the shard
@@ -340,8 +356,8 @@ func (s *memStore) Patch(_ context.Context, key string, patches []string, opts s
 	case data == mergepatch.EmptyData:
 	case ok:
 		sh.setData(i, data)
-		if scope != "" {
-			sh.setScope(i, scope)
+		if retail {
+			s.setTail(sh, i, tail)
 		}
 		e := &sh.slots[i]
 		e.written(now, opts)
@@ -351,7 +367,8 @@ func (s *memStore) Patch(_ context.Context, key string, patches []string, opts s
 	default:
 		e := memEntry{probSeq: s.nextProbSeq()} // new: on probation
 		e.written(now, opts)
-		slot := sh.insert(h, key, scope, data, e)
+		slot := sh.insert(h, key, tail, data, e)
+		s.indexAdd(sh, slot)
 		s.journalPut(sh, slot)
 		s.count.Add(1)
 		inserted = probItem{slot: slot, seq: e.probSeq}
@@ -363,6 +380,67 @@ func (s *memStore) Patch(_ context.Context, key string, patches []string, opts s
 		s.enforceCap(inserted)
 	}
 	return data, nil
+}
+
+// checkPatchMeta fails when a Patch's Meta fields are out of bounds.
+func checkPatchMeta(opts sessionstore.PatchOptions) error {
+	m := metaTail{scope: opts.Scope, userAgent: opts.UserAgent, addr: opts.Addr}
+	if opts.Subject != nil {
+		m.subject = *opts.Subject
+	}
+	if err := m.check(); err != nil {
+		return fmt.Errorf("memory session store: %w", err)
+	}
+	if opts.Persist > sessionstore.PersistOff {
+		return fmt.Errorf("memory session store: unknown persist value %d", opts.Persist)
+	}
+	return nil
+}
+
+// newTail returns the meta tail a Patch with opts gives an entry whose
+// tail is old (nil for a new entry), and whether it differs from old: a
+// scope is recorded on an entry that has none; a subject, when asked,
+// replaces the entry's (an empty one removes it); a user agent and an
+// address, when given, replace the entry's. A write that changes none of
+// them, as most do, allocates nothing.
+func newTail(old []byte, opts sessionstore.PatchOptions) ([]byte, bool) {
+	scope, subject, userAgent, addr := tailFields(old)
+	setScope := opts.Scope != "" && len(scope) == 0
+	setSubject := opts.Subject != nil && *opts.Subject != string(subject)
+	setUserAgent := opts.UserAgent != "" && opts.UserAgent != string(userAgent)
+	setAddr := opts.Addr != "" && opts.Addr != string(addr)
+	if !setScope && !setSubject && !setUserAgent && !setAddr {
+		return old, false
+	}
+	m := metaTail{scope: string(scope), subject: string(subject), userAgent: string(userAgent), addr: string(addr)}
+	if setScope {
+		m.scope = opts.Scope
+	}
+	if setSubject {
+		m.subject = *opts.Subject
+	}
+	if setUserAgent {
+		m.userAgent = opts.UserAgent
+	}
+	if setAddr {
+		m.addr = opts.Addr
+	}
+	return m.encode(), true
+}
+
+// setTail gives slot i of sh a new meta tail, and keeps the subject
+// index: a session whose subject changes leaves the old subject's
+// sessions and joins the new one's.
+func (s *memStore) setTail(sh *memShard, i uint32, tail []byte) {
+	oldSubject := sh.subject(i)
+	newSubject := tailSubject(tail)
+	if bytes.Equal(oldSubject, newSubject) {
+		sh.setTail(i, tail)
+		return
+	}
+	s.indexRemove(sh, i)
+	sh.setTail(i, tail)
+	s.indexAdd(sh, i)
 }
 
 // Delete implements sessionstore.Store.
@@ -402,6 +480,7 @@ const maxGraceHops = 4
 // expiry or an eviction alike).
 func (s *memStore) drop(sh *memShard, i uint32) {
 	if !sh.slots[i].moved {
+		s.indexRemove(sh, i)
 		s.count.Add(-1)
 		if s.jnl.Load() != nil {
 			s.journalKey(opDel, string(sh.key(i)))
@@ -431,7 +510,7 @@ func (s *memStore) Rename(_ context.Context, oldKey, newKey string, opts session
 		return sessionstore.ErrNotFound
 	}
 	// The arena first, so that a rename that does not fit loses nothing.
-	moving := len(newKey) + int(from.slots[i].scopeLen) + int(from.slots[i].dataLen)
+	moving := len(newKey) + int(from.slots[i].tailLen) + int(from.slots[i].dataLen)
 	// A rename to the same key renews it; a grace record there would be a
 	// second entry under the key, pointing at itself.
 	grace := opts.Grace > 0 && oldKey != newKey
@@ -452,7 +531,8 @@ func (s *memStore) Rename(_ context.Context, oldKey, newKey string, opts session
 		}
 	}
 	i, _ = from.find(fromHash, oldKey) // ensureArenaFits may have compacted the shard
-	e, scope, data := from.slots[i], string(from.scope(i)), from.data(i)
+	// All of its Meta moves with it: the tail, and the rest in e.
+	e, tail, data := from.slots[i], bytes.Clone(from.tail(i)), from.data(i)
 	from.remove(i) // the session itself moves: the count stays
 	if j, ok := to.find(toHash, newKey); ok {
 		s.drop(to, j)
@@ -467,14 +547,20 @@ func (s *memStore) Rename(_ context.Context, oldKey, newKey string, opts session
 	}
 	// The new key's record before the old key's deletion: a crash between
 	// them leaves both, never neither.
-	s.journalPut(to, to.insert(toHash, newKey, scope, data, e))
+	j := to.insert(toHash, newKey, tail, data, e)
+	// The subject index follows the session to its new key, at once:
+	// a lister finds it under the old key or the new.
+	if subject := tailSubject(tail); len(subject) > 0 {
+		s.subjects.move(s.hashBytes(subject), fromHash, toHash)
+	}
+	s.journalPut(to, j)
 	if oldKey != newKey {
 		s.journalKey(opDel, oldKey)
 	}
 	if grace {
 		record := memEntry{moved: true, renewed: now}
 		record.renew(now, opts.Grace)
-		from.insert(fromHash, oldKey, "", newKey, record)
+		from.insert(fromHash, oldKey, nil, newKey, record)
 	}
 	s.version.Add(1)
 	return nil
@@ -490,21 +576,22 @@ func (s *memStore) nextProbSeq() uint32 {
 	}
 }
 
-// put stores data under key with its scope and e's times, replacing what
-// key held.
-func (s *memStore) put(key, scope, data string, e memEntry) error {
+// put stores data under key with its meta tail and e's times and persist
+// choice, replacing what key held.
+func (s *memStore) put(key string, tail metaTail, data string, e memEntry) error {
 	h := s.hash(key)
 	sh := s.shardOf(h)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	// The arena first, so that an entry that does not fit leaves the old one.
-	if err := sh.ensureArenaFits(len(key) + len(scope) + len(data)); err != nil {
+	enc := tail.encode()
+	if err := sh.ensureArenaFits(len(key) + len(enc) + len(data)); err != nil {
 		return err
 	}
 	if i, ok := sh.find(h, key); ok {
 		s.drop(sh, i)
 	}
-	sh.insert(h, key, scope, data, e)
+	s.indexAdd(sh, sh.insert(h, key, enc, data, e))
 	s.count.Add(1)
 	s.version.Add(1)
 	return nil

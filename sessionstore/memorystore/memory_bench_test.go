@@ -115,6 +115,51 @@ func BenchmarkMemoryLoadParallel(b *testing.B) {
 	})
 }
 
+// BenchmarkMemoryLoadSubject loads sessions with all of the Meta a
+// handler records (scope, subject, user agent, address): the data and the
+// meta tail still cost one allocation.
+func BenchmarkMemoryLoadSubject(b *testing.B) {
+	s := newBenchStore(b, 0)
+	keys := benchKeys(benchSessions, 1)
+	for i, k := range keys {
+		subject := "user" + strconv.Itoa(i%1000) + "@example.com"
+		opts := sessionstore.PatchOptions{TTL: benchTTL, Create: true, Scope: "example.com", Subject: &subject,
+			UserAgent: "Firefox 140 on Linux", Addr: "192.0.2.0/24"}
+		if _, err := s.Patch(benchCtx, k, []string{benchSmallData}, opts); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if _, _, err := unpackLoad(s.Load(benchCtx, keys[i%len(keys)], benchTTL)); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}
+
+// BenchmarkMemoryListSubject lists a user's 5 sessions among 10,000.
+func BenchmarkMemoryListSubject(b *testing.B) {
+	s := newBenchStore(b, 0)
+	keys := benchKeys(benchSessions, 1)
+	for i, k := range keys {
+		subject := "user" + strconv.Itoa(i%(benchSessions/5)) + "@example.com"
+		if _, err := s.Patch(benchCtx, k, []string{benchSmallData}, sessionstore.PatchOptions{TTL: benchTTL, Create: true, Subject: &subject}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		subject := "user" + strconv.Itoa(i%(benchSessions/5)) + "@example.com"
+		if _, n, err := s.ListSubject(benchCtx, benchPrefix, subject, 10); err != nil || n != 5 {
+			b.Fatalf("ListSubject: %d, %v", n, err)
+		}
+		i++
+	}
+}
+
 // BenchmarkMemoryLoadMissing is the lookup of a well-formed cookie the store
 // does not hold.
 func BenchmarkMemoryLoadMissing(b *testing.B) {
@@ -243,9 +288,27 @@ func BenchmarkMemoryCreateDeleteParallel(b *testing.B) {
 // GC, before and after), and reports it per session: in all, beyond the
 // data's bytes, and beyond the data's and the key's. It measures once,
 // whatever b.N; run it with -benchtime 1x.
+//
+// Its subject variants give each session a subject ("u000123@example.com",
+// 19 bytes) of its own, or one of five sessions each: what they take more
+// than no-subject is the subject's place in the arena (3 bytes and the
+// subject) and in the subject index.
 func BenchmarkMemoryPerSession(b *testing.B) {
+	for _, v := range []struct {
+		name       string
+		perSubject int // sessions per subject; 0 for none
+	}{{"no-subject", 0}, {"subject-each", 1}, {"subject-per-5", 5}} {
+		b.Run(v.name, func(b *testing.B) { benchmarkMemoryPerSession(b, v.perSubject) })
+	}
+}
+
+func benchmarkMemoryPerSession(b *testing.B, perSubject int) {
 	const n = 1_000_000
 	rng := rand.New(rand.NewPCG(5, 5))
+	subjects := make([]string, 0, n)
+	for i := 0; perSubject > 0 && i < n; i++ {
+		subjects = append(subjects, "u"+strconv.Itoa(n + i/perSubject)[1:]+"@example.com")
+	}
 
 	runtime.GC()
 	runtime.GC()
@@ -257,7 +320,11 @@ func BenchmarkMemoryPerSession(b *testing.B) {
 	for i := 0; i < n; i++ {
 		key := benchKey(rng) // "session:" + 32 hex, a string of its own, as the handler's
 		// Small data: {"user":"u000123"}, 18 bytes.
-		data, err := s.Patch(benchCtx, key, []string{`{"user":"u` + strconv.Itoa(n + i)[1:] + `"}`}, sessionstore.PatchOptions{TTL: benchTTL, Create: true})
+		opts := sessionstore.PatchOptions{TTL: benchTTL, Create: true}
+		if perSubject > 0 {
+			opts.Subject = &subjects[i]
+		}
+		data, err := s.Patch(benchCtx, key, []string{`{"user":"u` + strconv.Itoa(n + i)[1:] + `"}`}, opts)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -272,6 +339,7 @@ func BenchmarkMemoryPerSession(b *testing.B) {
 	runtime.GC()
 	runtime.ReadMemStats(&after)
 	runtime.KeepAlive(s)
+	runtime.KeepAlive(subjects) // made before: not the store's
 	_ = s.Destruct()
 
 	total := float64(after.HeapAlloc) - float64(before.HeapAlloc)

@@ -93,7 +93,7 @@ type memEntry struct {
 	renewed   int64  // unix nanoseconds of the last renewal
 	created   int64  // unix nanoseconds; 0 when not recorded
 	ownExpiry int64  // the entry's own expiry (sessionstore.Meta.Expiry), 0 when none
-	keyOff    uint32 // the key, then the scope, in the arena
+	keyOff    uint32 // the key, then its meta tail (metatail.go), in the arena
 	keyLen    uint32
 	dataOff   uint32 // the data; for a grace record, the key it moved to
 	dataLen   uint32
@@ -108,9 +108,10 @@ type memEntry struct {
 	// probSeq is the sequence number of the entry's probation item; 0
 	// when it has none (a seen session, one loaded as seen, a grace
 	// record).
-	probSeq  uint32
-	scopeLen uint16 // the scope (sessionstore.Meta.Scope) follows the key
-	moved    bool   // a grace record left by a Rename: no session
+	probSeq uint32
+	tailLen uint16               // the meta tail (scope, subject, ...) follows the key
+	persist sessionstore.Persist // sessionstore.Meta.Persist
+	moved   bool                 // a grace record left by a Rename: no session
 }
 
 // isSeen reads seen; safe under the read lock.
@@ -131,25 +132,43 @@ func newMemShard() memShard {
 }
 
 // entry returns a copy of slot i's data and what the shard keeps beside
-// it. The data and the scope are copied out together, in one allocation:
-// this runs on every read of a known session.
+// it. The data and the meta tail are copied out together, in one
+// allocation, and the tail's strings are slices of that copy: this runs on
+// every read of a known session.
 func (sh *memShard) entry(i uint32) sessionstore.Entry {
 	e := &sh.slots[i]
-	m := sessionstore.Meta{Expiry: time.Duration(e.ownExpiry)}
-	if e.created != 0 {
-		m.Created = time.Unix(0, e.created)
-	}
+	m := e.meta()
 	data := sh.arena[e.dataOff : e.dataOff+e.dataLen]
-	if e.scopeLen == 0 {
+	if e.tailLen == 0 {
 		return sessionstore.Entry{Data: string(data), Meta: m}
 	}
 	var b strings.Builder
-	b.Grow(len(data) + int(e.scopeLen))
+	b.Grow(len(data) + int(e.tailLen))
 	b.Write(data)
-	b.Write(sh.scope(i))
+	b.Write(sh.tail(i))
 	both := b.String()
-	m.Scope = both[len(data):]
+	setMetaTail(&m, decodeTail(both[len(data):]))
 	return sessionstore.Entry{Data: both[:len(data)], Meta: m}
+}
+
+// fullMeta returns a copy of slot i's Meta, without its data: one
+// allocation for the tail's strings, when it has any.
+func (sh *memShard) fullMeta(i uint32) sessionstore.Meta {
+	e := &sh.slots[i]
+	m := e.meta()
+	if e.tailLen != 0 {
+		setMetaTail(&m, decodeTail(string(sh.tail(i))))
+	}
+	return m
+}
+
+// meta returns the Meta the entry itself holds: all but the tail's.
+func (e *memEntry) meta() sessionstore.Meta {
+	m := sessionstore.Meta{Expiry: time.Duration(e.ownExpiry), Persist: e.persist}
+	if e.created != 0 {
+		m.Created = time.Unix(0, e.created)
+	}
+	return m
 }
 
 // lifetime returns the entry's ttl (its own expiry, or else the
@@ -161,14 +180,17 @@ func (e *memEntry) lifetime(ttl time.Duration) (time.Duration, time.Duration) {
 
 func (e *memEntry) expired(now int64) bool { return e.expires <= now }
 
-// written records a Patch's write at now: the creation time and own
-// expiry it asks for, and a fresh lifetime.
+// written records a Patch's write at now: the creation time, own expiry
+// and persist choice it asks for, and a fresh lifetime.
 func (e *memEntry) written(now int64, opts sessionstore.PatchOptions) {
 	if opts.SetCreated && e.created == 0 {
 		e.created = now
 	}
 	if opts.Expiry != 0 {
 		e.ownExpiry = int64(opts.Expiry)
+	}
+	if opts.Persist != sessionstore.PersistDefault {
+		e.persist = opts.Persist
 	}
 	ttl, _ := e.lifetime(opts.TTL)
 	e.renew(now, ttl)
@@ -202,28 +224,39 @@ func (sh *memShard) key(i uint32) []byte {
 	return sh.arena[e.keyOff : e.keyOff+e.keyLen]
 }
 
-// scope returns the slot's scope, which follows its key in the arena.
-func (sh *memShard) scope(i uint32) []byte {
+// tail returns the slot's encoded meta tail, which follows its key in the
+// arena.
+func (sh *memShard) tail(i uint32) []byte {
 	e := &sh.slots[i]
 	end := e.keyOff + e.keyLen
-	return sh.arena[end : end+uint32(e.scopeLen)]
+	return sh.arena[end : end+uint32(e.tailLen)]
 }
 
-// keyAndScope returns the slot's key and scope, as one run of the arena.
-func (sh *memShard) keyAndScope(i uint32) []byte {
+// subject returns the slot's subject, a slice of the arena; empty when it
+// has none (a grace record has none).
+func (sh *memShard) subject(i uint32) []byte {
+	if sh.slots[i].tailLen == 0 {
+		return nil
+	}
+	return tailSubject(sh.tail(i))
+}
+
+// keyAndTail returns the slot's key and meta tail, as one run of the arena.
+func (sh *memShard) keyAndTail(i uint32) []byte {
 	e := &sh.slots[i]
-	return sh.arena[e.keyOff : e.keyOff+e.keyLen+uint32(e.scopeLen)]
+	return sh.arena[e.keyOff : e.keyOff+e.keyLen+uint32(e.tailLen)]
 }
 
-// setScope gives a slot that has no scope one: its key and the scope go
-// to the arena's end, which ensureArenaFits has made sure they fit in.
-func (sh *memShard) setScope(i uint32, scope string) {
+// setTail replaces the slot's meta tail: its key and the new tail go to
+// the arena's end, which ensureArenaFits has made sure they fit in (the
+// tail's length is in the entry, and a key cannot grow in place).
+func (sh *memShard) setTail(i uint32, tail []byte) {
 	e := &sh.slots[i]
 	off := uint32(len(sh.arena))
 	sh.arena = append(sh.arena, sh.arena[e.keyOff:e.keyOff+e.keyLen]...)
-	sh.arena = append(sh.arena, scope...)
-	sh.garbage += int(e.keyLen)
-	e.keyOff, e.scopeLen = off, uint16(len(scope))
+	sh.arena = append(sh.arena, tail...)
+	sh.garbage += int(e.keyLen) + int(e.tailLen)
+	e.keyOff, e.tailLen = off, uint16(len(tail))
 }
 
 // data returns a copy of the slot's data.
@@ -255,15 +288,16 @@ func (sh *memShard) appendBytes(s string) uint32 {
 	return off
 }
 
-// insert adds an entry for key (hash h), with its scope, data and e's
-// times and flags, to the index and the heap. The caller has made sure the
-// key, scope and data fit in the arena (ensureArenaFits) and knows that
-// key is not held. It returns the entry's slot.
-func (sh *memShard) insert(h uint64, key, scope, data string, e memEntry) uint32 {
+// insert adds an entry for key (hash h), with its encoded meta tail, data
+// and e's times and flags, to the index and the heap. The caller has made
+// sure the key, tail and data fit in the arena (ensureArenaFits) and knows
+// that key is not held. It returns the entry's slot. The store's subject
+// index is the caller's to update.
+func (sh *memShard) insert(h uint64, key string, tail []byte, data string, e memEntry) uint32 {
 	e.hash = h
 	e.keyOff, e.keyLen = sh.appendBytes(key), uint32(len(key))
-	sh.appendBytes(scope)
-	e.scopeLen = uint16(len(scope))
+	sh.arena = append(sh.arena, tail...)
+	e.tailLen = uint16(len(tail))
 	e.dataOff, e.dataLen = sh.appendBytes(data), uint32(len(data))
 	var i uint32
 	if n := len(sh.free); n > 0 {
@@ -305,7 +339,8 @@ func (sh *memShard) setData(i uint32, data string) {
 }
 
 // remove drops the slot's entry, and compacts the shard when what is
-// left unused outweighs what is used (see maybeCompact).
+// left unused outweighs what is used (see maybeCompact). The store's
+// subject index is the caller's to update.
 func (sh *memShard) remove(i uint32) {
 	e := &sh.slots[i]
 	if j, ok := sh.index[e.hash]; ok && j == i {
@@ -314,7 +349,7 @@ func (sh *memShard) remove(i uint32) {
 		delete(sh.collided, string(sh.key(i)))
 	}
 	sh.heapRemove(e.pos)
-	sh.garbage += int(e.keyLen) + int(e.scopeLen) + int(e.dataLen)
+	sh.garbage += int(e.keyLen) + int(e.tailLen) + int(e.dataLen)
 	*e = memEntry{}
 	sh.free = append(sh.free, i)
 	sh.maybeCompact()
@@ -341,7 +376,7 @@ func (sh *memShard) compact() {
 	n := len(sh.heap)
 	live := 0
 	for _, i := range sh.heap {
-		live += int(sh.slots[i].keyLen) + int(sh.slots[i].scopeLen) + int(sh.slots[i].dataLen)
+		live += int(sh.slots[i].keyLen) + int(sh.slots[i].tailLen) + int(sh.slots[i].dataLen)
 	}
 	arena := make([]byte, 0, live+live/4)
 	slots := make([]memEntry, n, n+n/4)
@@ -352,7 +387,7 @@ func (sh *memShard) compact() {
 		e := sh.slots[i]
 		k := sh.key(i)
 		e.keyOff = uint32(len(arena))
-		arena = append(arena, sh.keyAndScope(i)...)
+		arena = append(arena, sh.keyAndTail(i)...)
 		e.dataOff = uint32(len(arena))
 		arena = append(arena, sh.arena[sh.slots[i].dataOff:sh.slots[i].dataOff+e.dataLen]...)
 		e.pos = uint32(pos)

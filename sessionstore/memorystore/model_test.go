@@ -1,10 +1,12 @@
 package memorystore
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
 	"math/rand"
+	"slices"
 	"testing"
 	"time"
 
@@ -24,6 +26,7 @@ type modelEntry struct {
 	expires, renewed int64
 	seen             bool // found by a Load since it was created
 	seq              int  // when it entered probation
+	subject          string
 }
 
 // evictable returns the keys the store may evict when key, just created,
@@ -85,7 +88,7 @@ func (m *model) load(now int64, key string, ttl time.Duration) (string, bool, er
 	return e.data, false, nil
 }
 
-func (m *model) patch(now int64, key, p string, ttl time.Duration, create bool) (string, error) {
+func (m *model) patch(now int64, key, p string, ttl time.Duration, create bool, subject *string) (string, error) {
 	e, ok := m.entries[key]
 	if ok && e.expires <= now {
 		delete(m.entries, key)
@@ -112,8 +115,52 @@ func (m *model) patch(now int64, key, p string, ttl time.Duration, create bool) 
 		m.entries[key] = e
 	}
 	e.data = data
+	if subject != nil {
+		e.subject = *subject
+	}
 	m.renew(e, now, ttl)
 	return data, nil
+}
+
+// dropExpiredOf drops the expired sessions of subject, as a lister of the
+// subject's sessions does.
+func (m *model) dropExpiredOf(now int64, subject string) {
+	for k, e := range m.entries {
+		if e.subject == subject && e.expires <= now {
+			delete(m.entries, k)
+		}
+	}
+}
+
+// listSubject returns the keys of subject's live sessions, the most
+// recently renewed first (then by key), as ListSubject lists them.
+func (m *model) listSubject(now int64, subject string) []string {
+	if subject == "" {
+		return nil // no session has the empty subject
+	}
+	m.dropExpiredOf(now, subject)
+	var keys []string
+	for k, e := range m.entries {
+		if e.subject == subject {
+			keys = append(keys, k)
+		}
+	}
+	slices.SortFunc(keys, func(a, b string) int {
+		return cmp.Or(cmp.Compare(m.entries[b].renewed, m.entries[a].renewed), cmp.Compare(a, b))
+	})
+	return keys
+}
+
+// deleteSubject deletes subject's live sessions but those keep keeps.
+func (m *model) deleteSubject(now int64, subject string, keep map[string]bool) int {
+	n := 0
+	for _, k := range m.listSubject(now, subject) {
+		if !keep[k] {
+			delete(m.entries, k)
+			n++
+		}
+	}
+	return n
 }
 
 func (m *model) rename(now int64, oldKey, newKey string, ttl time.Duration) error {
@@ -193,6 +240,7 @@ func testMemRandomAgainstModel(t *testing.T, s *memStore, c *fakeClock, seed int
 			patches := []string{`{"a":1}`, `{"b":{"c":2}}`, `{"a":null}`, `{"b":{"c":null}}`, `{"b":null}`, `{}`, `{"a":"é"}`,
 				`{"s":"a longer value, for data that outgrows its place"}`, `{"s":null}`}
 			key := func() string { return fmt.Sprintf("k%d", r.Intn(40)) }
+			subjects := []string{"", "alice", "bob", "carol"}
 			for i := 0; i < 4000; i++ {
 				now := c.now()
 				var desc string
@@ -207,10 +255,17 @@ func testMemRandomAgainstModel(t *testing.T, s *memStore, c *fakeClock, seed int
 					}
 				case op < 65:
 					k, p, ttl, create := key(), patches[r.Intn(len(patches))], ttls[r.Intn(len(ttls))], r.Intn(3) != 0
-					desc = fmt.Sprintf("Patch(%s, %s, %v, %v)", k, p, ttl, create)
-					d1, e1 := s.Patch(bg, k, []string{p}, sessionstore.PatchOptions{TTL: ttl, Create: create})
+					var subject *string
+					if r.Intn(2) == 0 {
+						subject = &subjects[r.Intn(len(subjects))]
+					}
+					desc = fmt.Sprintf("Patch(%s, %s, %v, %v, subject %v)", k, p, ttl, create, subject)
+					if subject != nil {
+						desc = fmt.Sprintf("Patch(%s, %s, %v, %v, subject %q)", k, p, ttl, create, *subject)
+					}
+					d1, e1 := s.Patch(bg, k, []string{p}, sessionstore.PatchOptions{TTL: ttl, Create: create, Subject: subject})
 					_, existed := m.entries[k]
-					d2, e2 := m.patch(now, k, p, ttl, create)
+					d2, e2 := m.patch(now, k, p, ttl, create, subject)
 					if d1 != d2 || !errors.Is(e1, e2) {
 						t.Fatalf("op %d %s = %q, %v; model %q, %v", i, desc, d1, e1, d2, e2)
 					}
@@ -235,7 +290,34 @@ func testMemRandomAgainstModel(t *testing.T, s *memStore, c *fakeClock, seed int
 						t.Fatalf("op %d %s: %v", i, desc, err)
 					}
 					delete(m.entries, k)
-				case op < 88:
+				case op < 80:
+					subject := subjects[r.Intn(len(subjects))]
+					limit := []int{0, 1, 3, sessionstore.MaxSubjectSessions}[r.Intn(4)]
+					desc = fmt.Sprintf("ListSubject(%q, %d)", subject, limit)
+					list, total, err := s.ListSubject(bg, "", subject, limit)
+					want := m.listSubject(now, subject)
+					var got []string
+					for _, ss := range list {
+						got = append(got, ss.Key)
+						if me := m.entries[ss.Key]; me == nil || ss.LastSeen.UnixNano() != me.renewed || ss.Meta.Subject != subject {
+							t.Fatalf("op %d %s listed %s last seen %v, subject %q; model %+v", i, desc, ss.Key, ss.LastSeen, ss.Meta.Subject, me)
+						}
+					}
+					if err != nil || total != len(want) || !slices.Equal(got, want[:min(limit, len(want))]) {
+						t.Fatalf("op %d %s = %q, total %d, %v; model %q", i, desc, got, total, err, want)
+					}
+				case op < 83:
+					subject := subjects[r.Intn(len(subjects))]
+					keep := map[string]bool{}
+					for range r.Intn(3) {
+						keep[key()] = true
+					}
+					desc = fmt.Sprintf("DeleteSubject(%q, keep %v)", subject, keep)
+					n1, err := s.DeleteSubject(bg, "", subject, func(ss sessionstore.SubjectSession) bool { return keep[ss.Key] })
+					if n2 := m.deleteSubject(now, subject, keep); err != nil || n1 != n2 {
+						t.Fatalf("op %d %s = %d, %v; model %d", i, desc, n1, err, n2)
+					}
+				case op < 90:
 					from, to, ttl := key(), key(), ttls[r.Intn(len(ttls))]
 					desc = fmt.Sprintf("Rename(%s, %s, %v)", from, to, ttl)
 					e1 := s.Rename(bg, from, to, sessionstore.RenameOptions{TTL: ttl})
@@ -258,7 +340,7 @@ func testMemRandomAgainstModel(t *testing.T, s *memStore, c *fakeClock, seed int
 				}
 				for k, me := range m.entries {
 					e, ok := entryOf(s, k)
-					if !ok || e.data != me.data || e.expires != me.expires || e.renewed != me.renewed {
+					if !ok || e.data != me.data || e.expires != me.expires || e.renewed != me.renewed || string(tailSubject(e.tail)) != me.subject {
 						t.Fatalf("op %d %s: entry %s = %+v, %v; model %+v", i, desc, k, e, ok, *me)
 					}
 				}

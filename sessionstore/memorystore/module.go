@@ -152,6 +152,16 @@ func (m *MemoryStore) Inspect(ctx context.Context, key string) (sessionstore.Ent
 	return m.store.Inspect(ctx, key)
 }
 
+// ListSubject implements sessionstore.SubjectIndex.
+func (m *MemoryStore) ListSubject(ctx context.Context, prefix, subject string, limit int) ([]sessionstore.SubjectSession, int, error) {
+	return m.store.ListSubject(ctx, prefix, subject, limit)
+}
+
+// DeleteSubject implements sessionstore.SubjectIndex.
+func (m *MemoryStore) DeleteSubject(ctx context.Context, prefix, subject string, keep func(sessionstore.SubjectSession) bool) (int, error) {
+	return m.store.DeleteSubject(ctx, prefix, subject, keep)
+}
+
 // SharedKey implements Shared: memory stores of one name are one store.
 func (m *MemoryStore) SharedKey() string { return m.poolKey }
 
@@ -166,6 +176,7 @@ var (
 	_ sessionstore.Inspector       = (*MemoryStore)(nil)
 	_ sessionstore.Shared          = (*MemoryStore)(nil)
 	_ sessionstore.RemovalNotifier = (*MemoryStore)(nil)
+	_ sessionstore.SubjectIndex    = (*MemoryStore)(nil)
 	_ caddy.Provisioner            = (*MemoryStore)(nil)
 	_ caddy.CleanerUpper           = (*MemoryStore)(nil)
 	_ caddy.Destructor             = (*memStore)(nil)

@@ -37,6 +37,13 @@ type persistEntry struct {
 	Created   int64  `json:"c,omitempty"` // unix nanoseconds; 0 when not recorded
 	OwnExpiry int64  `json:"x,omitempty"` // the session's own expiry in nanoseconds; -1 permanent
 	Scope     string `json:"s,omitempty"` // the site the session belongs to
+	// The fields below came with the subject index, each left out when
+	// empty, so that a file written before them still reads, and one
+	// written with them reads the same when no session has them.
+	Subject   string               `json:"u,omitempty"` // the session's owner
+	Persist   sessionstore.Persist `json:"p,omitempty"` // its choice of cookie
+	UserAgent string               `json:"a,omitempty"` // its client, as recorded
+	Addr      string               `json:"i,omitempty"`
 }
 
 // persister saves a memory store to a file every interval, and on Destruct.
@@ -209,7 +216,9 @@ func (sh *memShard) writeEntries(enc *json.Encoder, now int64) error {
 		if e.expired(now) || e.moved {
 			continue // a grace record lasts seconds: a restart may drop it
 		}
-		pe := persistEntry{Key: string(sh.key(i)), Data: sh.data(i), Renewed: e.renewed, Created: e.created, OwnExpiry: e.ownExpiry, Scope: string(sh.scope(i))}
+		t := decodeTail(string(sh.tail(i)))
+		pe := persistEntry{Key: string(sh.key(i)), Data: sh.data(i), Renewed: e.renewed, Created: e.created, OwnExpiry: e.ownExpiry,
+			Persist: e.persist, Scope: t.scope, Subject: t.subject, UserAgent: t.userAgent, Addr: t.addr}
 		if e.expires != math.MaxInt64 {
 			pe.Expires = e.expires
 		}
@@ -285,14 +294,17 @@ func (s *memStore) loadSnapshot(path string) {
 		// version must still read it): a session saved is taken as seen,
 		// so that a flood right after a restart cannot evict the users the
 		// store held before it.
-		e := memEntry{expires: pe.Expires, renewed: pe.Renewed, created: pe.Created, ownExpiry: pe.OwnExpiry, seen: 1}
+		e := memEntry{expires: pe.Expires, renewed: pe.Renewed, created: pe.Created, ownExpiry: pe.OwnExpiry, persist: pe.Persist, seen: 1}
 		if e.expires == 0 {
 			e.expires = math.MaxInt64
 		}
-		if len(pe.Scope) > sessionstore.MaxScopeLength {
-			pe.Scope = ""
+		if e.persist > sessionstore.PersistOff {
+			e.persist = sessionstore.PersistDefault
 		}
-		if err := s.put(pe.Key, pe.Scope, pe.Data, e); err != nil {
+		// A field too long (a file edited by hand) is dropped, not the
+		// session; the subject index is rebuilt as the sessions are put.
+		tail := metaTail{scope: pe.Scope, subject: pe.Subject, userAgent: pe.UserAgent, addr: pe.Addr}
+		if err := s.put(pe.Key, tail.sanitized(), pe.Data, e); err != nil {
 			logger.Error("memory session store: a session from its file does not fit; dropped", zap.Error(err))
 			continue
 		}

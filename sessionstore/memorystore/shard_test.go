@@ -112,7 +112,7 @@ func TestExpiryHeapOrder(t *testing.T) {
 		if r.Intn(5) == 0 {
 			e.expires = math.MaxInt64
 		}
-		sh.insert(uint64(i), fmt.Sprint(i), "", "{}", e)
+		sh.insert(uint64(i), fmt.Sprint(i), nil, "{}", e)
 		slot, _ := sh.find(uint64(i), fmt.Sprint(i))
 		all[slot] = true
 	}
