@@ -62,8 +62,9 @@ type Meta struct {
 	// site accepts. At most MaxScopeLength bytes.
 	Scope string
 	// Subject names the session's owner (X-Session-Subject), by which a
-	// SubjectIndex finds it; empty when it has none. Printable ASCII, at
-	// most MaxSubjectLength bytes.
+	// SubjectIndex finds it; empty when it has none. Printable ASCII (the
+	// handler sees to that; stores refuse only what is too long), at most
+	// MaxSubjectLength bytes.
 	Subject string
 	// Persist is the session's own choice of cookie (X-Session-Persist).
 	Persist Persist
@@ -236,8 +237,9 @@ const MaxSubjectSessions = 1000
 type SubjectIndex interface {
 	// ListSubject returns up to limit (at most MaxSubjectSessions) of
 	// the live sessions under keys beginning with prefix whose subject is
-	// subject, the most recently seen first, and how many there are in
-	// all. A grace record is not a session. Nothing is renewed.
+	// subject, the most recently seen first (ties in any order), and how
+	// many there are in all. A limit of 0 or less lists none, and only
+	// counts them. A grace record is not a session. Nothing is renewed.
 	ListSubject(ctx context.Context, prefix, subject string, limit int) (sessions []SubjectSession, total int, err error)
 
 	// DeleteSubject deletes the sessions ListSubject would find, each as
