@@ -464,3 +464,46 @@ func TestRememberMe(t *testing.T) {
 		})
 	}
 }
+
+// A subject with thousands of sessions lists a bounded page, with the
+// total.
+func TestSubjectWithThousandsOfSessions(t *testing.T) {
+	up := startUpstream(t)
+	loadCaddy(t, up, subjectsSite)
+	const n = 1200
+	subject := alice(t)
+	// Each login is a new device: n requests, no cookie jar needed but
+	// the last one's.
+	var last *device
+	for range n {
+		last = newDevice(t, uaFirefox)
+		last.login(caddyBase, subject)
+	}
+	for _, tt := range []struct {
+		query string
+		want  int
+	}{
+		{"", 100},
+		{"?limit=1", 1},
+		{"?limit=1000", 1000},
+	} {
+		resp, body := last.request(http.MethodGet, caddyBase, "/devices"+tt.query)
+		var list devicesList
+		if err := json.Unmarshal(body, &list); err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET /devices%s: %d %s", tt.query, resp.StatusCode, body)
+		}
+		if len(list.Sessions) != tt.want || list.Total != n {
+			t.Errorf("GET /devices%s: %d sessions, total %d; want %d, total %d", tt.query, len(list.Sessions), list.Total, tt.want, n)
+		}
+	}
+	for _, q := range []string{"?limit=0", "?limit=1001", "?limit=x"} {
+		if resp, _ := last.request(http.MethodGet, caddyBase, "/devices"+q); resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("GET /devices%s: %d, want 400", q, resp.StatusCode)
+		}
+	}
+	// Signing out everywhere ends them all.
+	last.on(caddyBase, "/?hdr=X-Session-Revoke:all")
+	if status, body := adminDo(t, http.MethodGet, "/session/session/?subject="+url.QueryEscape(subject)); status != http.StatusOK || !strings.Contains(body, `"total":0`) {
+		t.Errorf("after revoke all: %d %s", status, body)
+	}
+}
