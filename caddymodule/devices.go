@@ -163,8 +163,9 @@ func (h *Handler) devicesReply(w http.ResponseWriter, r *http.Request, sess *ses
 
 // sameOrigin reports whether a request is shown to come from a page of
 // its own site: by Sec-Fetch-Site, which browsers send and pages cannot
-// forge, or else by an Origin naming the request's host. A request with
-// neither is refused: it may come from an old browser that sent no proof.
+// forge, or else by an Origin naming the request's host (and, on a request
+// that came over TLS, https). A request with neither is refused: it may
+// come from an old browser that sent no proof.
 func sameOrigin(r *http.Request) bool {
 	if site := r.Header.Get("Sec-Fetch-Site"); site != "" {
 		return site == "same-origin"
@@ -174,5 +175,10 @@ func sameOrigin(r *http.Request) bool {
 		return false
 	}
 	u, err := url.Parse(origin)
-	return err == nil && u.Host != "" && strings.EqualFold(u.Host, r.Host)
+	if err != nil || u.Host == "" || !strings.EqualFold(u.Host, r.Host) {
+		return false
+	}
+	// Behind a proxy that ends TLS the request may be plain HTTP while
+	// the page is https: only a TLS request pins the scheme.
+	return r.TLS == nil || strings.EqualFold(u.Scheme, "https")
 }

@@ -162,7 +162,7 @@ type Handler struct {
 	Devices string `json:"devices,omitempty"`
 
 	// Record is what is recorded of the client beside a session when it
-	// is created or given a subject, for the devices list: `user_agent`
+	// is given a subject (at a login), for the devices list: `user_agent`
 	// (shortened to browser and system), `ip` (the client address cut to
 	// its /24 or /48 network) or `full_ip` (the whole address). The
 	// client address is Caddy's, which honors trusted_proxies.

@@ -39,6 +39,8 @@ const (
 	refusedSuperseded  = "superseded"   // changes under an ID a regenerate has just replaced
 	refusedNoSubject   = "no_subject"   // a Revoke for a session without a subject
 	refusedNoSession   = "no_session"   // a Subject or Persist for a session without data
+	refusedNoIndex     = "no_index"     // a Revoke through a store that cannot find sessions by subject
+	refusedEnded       = "ended"        // changes to a signed-in session that was signed out meanwhile
 
 	rejectedUnknown      = "unknown"       // a well-formed ID the store does not hold
 	rejectedMalformed    = "malformed"     // a cookie value that is not an ID
@@ -78,7 +80,7 @@ func newMetrics(reg *registry) *metrics {
 		}, []string{"session_name", "reason"}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "refused_total",
-			Help: "Upstream instructions refused, by reason: invalid_json, invalid_utf8, bad_value, too_large, unloaded, superseded, no_subject, no_session.",
+			Help: "Upstream instructions refused, by reason: invalid_json, invalid_utf8, bad_value, too_large, unloaded, superseded, no_subject, no_session, no_index, ended.",
 		}, []string{"session_name", "reason"}),
 		revoked: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "revoked_total",

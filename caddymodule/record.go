@@ -127,8 +127,8 @@ var (
 )
 
 // shortUserAgent shortens a User-Agent header to what a person recognizes
-// a device by, such as "Firefox 140 on Linux"; one it cannot read is cut
-// to its first words. It never returns more than
+// a device by, such as "Firefox 140 on Linux"; one it cannot read, to its
+// first product name. It never returns more than
 // sessionstore.MaxRecordLength bytes, nor anything but printable ASCII.
 func shortUserAgent(ua string) string {
 	browser, version := "", ""
@@ -156,9 +156,13 @@ func shortUserAgent(ua string) string {
 	case browser != "":
 		out = browser
 	default:
-		out = ua
+		// An agent it cannot read keeps its first product name
+		// ("MyApp" of "MyApp/2.1 (build 77; device 1234)"): what
+		// follows can be as identifying as a device ID.
+		out, _, _ = strings.Cut(ua, "/")
+		out, _, _ = strings.Cut(out, " ")
 	}
-	return printableCut(out, 64)
+	return printableCut(out, 32)
 }
 
 // majorVersion reads the leading digits of s.

@@ -217,12 +217,15 @@ func (h *Handler) apply(r *http.Request, hdr http.Header, sess *session, in inst
 		if in.regenerate && !in.clear {
 			stored = h.regenerate(ctx, sess, stored)
 		}
+		patched := false
 		if len(in.patches) > 0 || in.changesMeta() && stored {
 			// A change of what is kept beside the data alone is a
 			// patch with no changes: it rewrites the entry with it.
 			stored, changed = h.patch(ctx, r, sess, stored, &in)
+			patched = true
 		}
-		if !stored && (in.setSubject && in.subject != "" || in.persist != sessionstore.PersistDefault) {
+		if !stored && (!patched || changed) && (in.setSubject && in.subject != "" || in.persist != sessionstore.PersistDefault) {
+			// (A patch that failed or was refused has said why already.)
 			h.refuse(refusedNoSession, "refused "+h.names.headerPrefix+"Subject or "+h.names.headerPrefix+"Persist from upstream: the session holds no data (send them with the data that logs the user in)",
 				zap.String("session_hash", idHash(sess.id)))
 		}
@@ -231,7 +234,7 @@ func (h *Handler) apply(r *http.Request, hdr http.Header, sess *session, in inst
 				h.refuse(refusedSuperseded, "refused "+h.names.headerPrefix+"Revoke from upstream: the session moved to a new ID under this request (a concurrent regenerate), whose own response speaks for it",
 					zap.String("session_hash", idHash(sess.id)))
 			} else {
-				if stored || !in.clear {
+				if !in.clear || in.setSubject && in.subject != "" {
 					revokeSubject = sess.meta.Subject
 				}
 				if h.revoke(ctx, r, sess, stored, revokeSubject, in.revoke) {
@@ -326,16 +329,17 @@ func (h *Handler) patch(ctx context.Context, r *http.Request, sess *session, sto
 		TTL:        h.expiry,
 		Create:     !stored,
 		MaxSize:    h.MaxSize,
-		SetCreated: h.MaxLifetime > 0 || h.Devices != "" || in.setSubject,
+		SetCreated: h.MaxLifetime > 0 || in.setSubject,
 		Expiry:     in.expiry,
 		Persist:    in.persist,
 	}
 	if in.setSubject {
 		opts.Subject = &in.subject
 	}
-	if h.record.any() && (!stored || in.setSubject && in.subject != "") {
-		// The client is recorded when the session begins and at a
-		// login, not on every change.
+	if h.record.any() && in.setSubject && in.subject != "" {
+		// The client is recorded at a login (a session given a
+		// subject), not on every change, nor for sessions nobody can
+		// list.
 		h.recordClient(r, &opts)
 	}
 	if sess.meta.Scope == "" {
@@ -361,12 +365,20 @@ func (h *Handler) patch(ctx context.Context, r *http.Request, sess *session, sto
 		// The session ended (expired, or cleared by a concurrent
 		// request) since this request loaded it: the changes start a
 		// new session rather than bring the old ID back.
+		if sess.meta.Subject != "" {
+			// A signed-in session that ended meanwhile was signed out
+			// (revoked, or cleared by a logout): a request still in
+			// flight must not sign it back in under a new ID, out of
+			// reach of the next sign-out.
+			h.refuse(refusedEnded, "refused the upstream's changes: the session was signed out since this request loaded it",
+				zap.String("session_hash", idHash(sess.id)))
+			sess.data, sess.meta = mergepatch.EmptyData, sessionstore.Meta{}
+			h.renewID(sess)
+			return false, false
+		}
 		stored, opts.Create = false, true
 		sess.meta = sessionstore.Meta{}
 		h.renewID(sess)
-		if h.record.any() && opts.UserAgent == "" && opts.Addr == "" {
-			h.recordClient(r, &opts)
-		}
 		data, err = h.sessions.Patch(ctx, h.storeKey(sess), patches, opts)
 	}
 	switch {

@@ -70,15 +70,18 @@ func (h *Handler) owns(s sessionstore.SubjectSession, r *http.Request) bool {
 // there are.
 func (h *Handler) subjectSessions(ctx context.Context, r *http.Request, subject string, limit int) ([]sessionstore.SubjectSession, int, error) {
 	start := time.Now()
-	all, total, err := h.subjects.ListSubject(ctx, h.prefix, subject, sessionstore.MaxSubjectSessions)
+	all, total, err := h.subjects.ListSubject(ctx, h.prefix, subject, limit)
 	h.metrics.storeOp(opListSubject, start, err)
 	if err != nil {
 		return nil, 0, err
 	}
+	// What is not this handler's to show (rare: another site on the same
+	// store and prefix, or a session past max_lifetime) leaves the page
+	// and the total; the page may then be shorter than limit.
 	listed := len(all)
-	all = slices.DeleteFunc(all, func(s sessionstore.SubjectSession) bool { return !h.owns(s, r) })
+	all = slices.DeleteFunc(all, func(s sessionstore.SubjectSession) bool { return !h.owns(s, r) || h.outlived(s.Meta) })
 	total -= listed - len(all)
-	return all[:min(len(all), limit)], total, nil
+	return all, total, nil
 }
 
 // deleteSubject ends the subject's sessions this handler owns, but those
@@ -117,16 +120,16 @@ func (h *Handler) deleteHandle(ctx context.Context, r *http.Request, subject, ha
 // was before a Clear of the same response). It reports whether it ended
 // the session itself, which then is cleared.
 func (h *Handler) revoke(ctx context.Context, r *http.Request, sess *session, stored bool, subject, what string) (ended bool) {
-	refuse := func(why string) {
-		h.refuse(refusedNoSubject, "refused "+h.names.headerPrefix+"Revoke from upstream: "+why,
+	refuse := func(reason, why string) {
+		h.refuse(reason, "refused "+h.names.headerPrefix+"Revoke from upstream: "+why,
 			zap.String("session_hash", idHash(sess.id)))
 	}
 	switch {
 	case h.subjects == nil:
-		refuse(fmt.Sprintf("store %s cannot find sessions by subject", backendName(h.store)))
+		refuse(refusedNoIndex, fmt.Sprintf("store %s cannot find sessions by subject", backendName(h.store)))
 		return false
 	case subject == "":
-		refuse("the session has no subject (send " + h.names.headerPrefix + "Subject with the login)")
+		refuse(refusedNoSubject, "the session has no subject (send "+h.names.headerPrefix+"Subject with the login)")
 		return false
 	}
 	key := h.storeKey(sess)
@@ -140,11 +143,15 @@ func (h *Handler) revoke(ctx context.Context, r *http.Request, sess *session, st
 		var n int
 		n, err = h.deleteSubject(ctx, r, subject, revokedByAll, nil)
 		h.logEvent("every session of the subject revoked", sess.id, zap.Int("sessions", n))
-		if err == nil && stored {
-			// This one ends whatever the index said: a sign-out must
-			// never leave the session it was sent from.
-			err = h.sessions.Delete(ctx, key)
-			ended = err == nil
+		if stored {
+			// This one ends whatever the index said or failed to say:
+			// a sign-out must never leave the session it was sent
+			// from.
+			if derr := h.sessions.Delete(ctx, key); derr == nil {
+				ended = true
+			} else if err == nil {
+				err = derr
+			}
 		}
 	default:
 		var gone string
@@ -158,7 +165,6 @@ func (h *Handler) revoke(ctx context.Context, r *http.Request, sess *session, st
 	}
 	if err != nil {
 		h.logStoreError("revoking sessions failed; some may be left", sess.id, err)
-		return false
 	}
 	if ended {
 		h.endedHere(sess)

@@ -78,7 +78,8 @@ func TestSubjectIndexSurvivesRestart(t *testing.T) {
 	if desktop.user(base) != "" || phone.user(base) != "" || laptop.user(base) != alice(t) {
 		t.Fatal("after the restart, revoke others did not end exactly the other two")
 	}
-	phone.login(base, alice(t))
+	// Remember me off, for this session alone: kept across the restart.
+	phone.login(base, alice(t), "X-Session-Persist:false")
 	second.stop() // a clean shutdown saves the persist file
 
 	third := startCaddyBinary(t, bin, caddyfile, base)
@@ -86,12 +87,18 @@ func TestSubjectIndexSurvivesRestart(t *testing.T) {
 	if got := totalOn(t, phone, base); got != 2 {
 		t.Errorf("after a clean restart: %d sessions of alice, want 2", got)
 	}
-	if _, list := phone.devices(base); len(list.Sessions) == 2 {
-		for _, s := range list.Sessions {
-			if s.UserAgent == "" || s.IP == "" || s.Created == "" {
-				t.Errorf("after a restart a session lost what was recorded of it: %+v", s)
-			}
+	_, list := phone.devices(base)
+	if len(list.Sessions) != 2 {
+		t.Fatalf("after a clean restart: %+v", list)
+	}
+	for _, s := range list.Sessions {
+		if s.UserAgent == "" || s.IP == "" || s.Created == "" {
+			t.Errorf("after a restart a session lost what was recorded of it: %+v", s)
 		}
+	}
+	resp, _ := phone.on(base, "/"+set(`{"n":1}`))
+	if line := rawSetCookie(t, resp, "session"); strings.Contains(line, "Max-Age") {
+		t.Errorf("after a restart the session forgot X-Session-Persist: false: %q", line)
 	}
 }
 
@@ -139,13 +146,17 @@ func TestRedisSubjectsTwoProcesses(t *testing.T) {
 	}
 
 	// The index outlives either process.
-	desktop.login(base2, alice(t))
+	desktop.login(base2, alice(t), "X-Session-Persist:false")
 	phone.login(base1, alice(t))
 	two.kill()
 	two = startCaddyBinary(t, bin, cf2, base2)
 	defer two.kill()
 	if got := totalOn(t, desktop, base2); got != 3 {
 		t.Errorf("after the second restarted: %d sessions through it, want 3", got)
+	}
+	resp, _ := desktop.on(base2, "/"+set(`{"n":1}`))
+	if line := rawSetCookie(t, resp, "session"); strings.Contains(line, "Max-Age") {
+		t.Errorf("after a restart the session forgot X-Session-Persist: false: %q", line)
 	}
 	one.kill()
 	one = startCaddyBinary(t, bin, cf1, base1)

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
 	"net/url"
 	"slices"
 	"strings"
@@ -505,5 +507,173 @@ func TestSubjectWithThousandsOfSessions(t *testing.T) {
 	last.on(caddyBase, "/?hdr=X-Session-Revoke:all")
 	if status, body := adminDo(t, http.MethodGet, "/session/session/?subject="+url.QueryEscape(subject)); status != http.StatusOK || !strings.Contains(body, `"total":0`) {
 		t.Errorf("after revoke all: %d %s", status, body)
+	}
+}
+
+// A handle reaches only the sessions of its subject, its site and its
+// handler's prefix.
+func TestSubjectHandlesStayInTheirPlace(t *testing.T) {
+	up := startUpstream(t)
+	loadCaddy(t, up, subjectsSite)
+	laptop, _, _ := threeDevices(t, caddyBase)
+	_, list := laptop.devices(caddyBase)
+	laptopHandle, _ := list.current()
+	bob := newSignedIn(t, "bob/"+t.Name())
+
+	// Another subject's handle: not found, and Revoke ignores it.
+	if resp, _ := bob.request(http.MethodDelete, caddyBase, "/devices/"+laptopHandle, "Sec-Fetch-Site: same-origin"); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("bob's DELETE of alice's handle: %d, want 404", resp.StatusCode)
+	}
+	bob.on(caddyBase, "/?hdr=X-Session-Revoke:"+laptopHandle)
+	if laptop.user(caddyBase) != alice(t) {
+		t.Fatal("bob's Revoke of alice's handle ended alice's session")
+	}
+
+	// Another site on the same store and prefix, without a shared scope,
+	// and another handler whose prefix begins with this one's.
+	loadCaddyConfig(t, fmt.Sprintf(globalOptions, "")+fmt.Sprintf(`:%d {
+	session {
+		devices /devices
+	}
+	session cookie_name inner session_name inner prefix session:x
+	reverse_proxy %[2]s
+}
+:%[3]d {
+	session {
+		devices /devices
+	}
+	reverse_proxy %[2]s
+}
+`, caddyPort, strings.TrimPrefix(up.URL, "http://"), caddyPort2))
+	subject := "carol/" + t.Name()
+	here, there := newDevice(t, uaFirefox), newDevice(t, uaChrome)
+	here.login(caddyBase, subject)
+	there.login(caddyBase2, subject)
+	// The inner handler's session of the same subject, under session:x<id>.
+	inner := newDevice(t, uaSafari)
+	inner.on(caddyBase, "/?hdr=X-Inner-Set:"+url.QueryEscape(`{"user":"carol"}`)+"&hdr=X-Inner-Subject:"+url.QueryEscape(subject))
+	if inner.cookie("inner") == "" {
+		t.Fatal("the inner handler set no cookie")
+	}
+	for _, tt := range []struct {
+		d    *device
+		base string
+	}{{here, caddyBase}, {there, caddyBase2}} {
+		if got := totalOn(t, tt.d, tt.base); got != 1 {
+			t.Errorf("through %s: %d sessions of carol, want 1 (each site and handler its own)", tt.base, got)
+		}
+	}
+	here.on(caddyBase, "/?hdr=X-Session-Revoke:others")
+	if there.user(caddyBase2) != subject {
+		t.Error("a revoke on one site ended the subject's session on another site")
+	}
+	if _, s := inner.on(caddyBase, "/"); s.get("X-Inner-New") != "false" {
+		t.Error("a revoke ended the session of a handler whose prefix begins with this one's")
+	}
+}
+
+// blockingUpstream answers like startUpstream, but a request with
+// ?wait holds its response until release is closed, after telling started.
+func blockingUpstream(t *testing.T) (srv *httptest.Server, started chan struct{}, release chan struct{}) {
+	t.Helper()
+	plain := startUpstream(t)
+	started, release = make(chan struct{}, 1), make(chan struct{})
+	target, _ := url.Parse(plain.URL)
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Has("wait") {
+			started <- struct{}{}
+			<-release
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return srv, started, release
+}
+
+// A request in flight when its session is signed out cannot sign the
+// device back in with its response's changes.
+func TestSubjectRevokedWhileInFlight(t *testing.T) {
+	up, started, release := blockingUpstream(t)
+	loadCaddy(t, up, subjectsSite)
+	laptop, _, phone := threeDevices(t, caddyBase)
+	before := metricValue(t, "caddy_session_refused_total", `reason="ended"`)
+
+	done := make(chan *http.Response)
+	go func() {
+		resp, _ := phone.on(caddyBase, "/slow?wait&"+set(fmt.Sprintf(`{"user":%q,"n":1}`, alice(t)))[1:])
+		done <- resp
+	}()
+	<-started
+	laptop.on(caddyBase, "/password?hdr=X-Session-Revoke:others")
+	close(release)
+	resp := <-done
+	if cks := setCookies(resp, "session"); len(cks) != 1 || cks[0].MaxAge >= 0 {
+		t.Errorf("the in-flight response: Set-Cookie %q, want the deletion cookie", resp.Header.Values("Set-Cookie"))
+	}
+	if got := phone.user(caddyBase); got != "" {
+		t.Errorf("the phone is signed in again as %q", got)
+	}
+	if got := totalOn(t, laptop, caddyBase); got != 1 {
+		t.Errorf("%d sessions of alice, want the laptop's alone", got)
+	}
+	if got := metricValue(t, "caddy_session_refused_total", `reason="ended"`) - before; got != 1 {
+		t.Errorf("refused{ended} rose by %v, want 1", got)
+	}
+}
+
+// A logout that leaves a message in a new session and signs out the other
+// devices: the Revoke acts on the subject the session had before the
+// Clear.
+func TestSubjectClearSetRevoke(t *testing.T) {
+	up := startUpstream(t)
+	loadCaddy(t, up, subjectsSite)
+	laptop, desktop, phone := threeDevices(t, caddyBase)
+	desktop.on(caddyBase, "/logout?clear=true&hdr=X-Session-Revoke:others&"+set(`{"flash":"signed out everywhere"}`)[1:])
+	if laptop.user(caddyBase) != "" || phone.user(caddyBase) != "" {
+		t.Error("the other devices are still signed in")
+	}
+	_, s := desktop.on(caddyBase, "/")
+	if s.get("X-Session-Data") != `{"flash":"signed out everywhere"}` {
+		t.Errorf("the logged-out session holds %q", s.get("X-Session-Data"))
+	}
+	if status, _ := desktop.devices(caddyBase); status != http.StatusUnauthorized {
+		t.Errorf("the logged-out session lists devices: %d", status)
+	}
+}
+
+// Sessions past max_lifetime are neither listed nor counted.
+func TestSubjectOutlivedNotListed(t *testing.T) {
+	up := startUpstream(t)
+	// The cookies' Max-Age follows max_lifetime down, in whole seconds:
+	// the times leave the young one's cookie a second to spare.
+	loadCaddy(t, up, "session {\n\tdevices /devices\n\tmax_lifetime 4\n}\nreverse_proxy {upstream}")
+	old := newDevice(t, uaFirefox)
+	old.login(caddyBase, alice(t))
+	time.Sleep(2 * time.Second)
+	young := newDevice(t, uaChrome)
+	young.login(caddyBase, alice(t))
+	if got := totalOn(t, young, caddyBase); got != 2 {
+		t.Fatalf("%d sessions, want 2", got)
+	}
+	time.Sleep(2200 * time.Millisecond)
+	if got := totalOn(t, young, caddyBase); got != 1 {
+		t.Errorf("after the first passed max_lifetime: %d sessions, want 1", got)
+	}
+}
+
+// The app ends the very session it answers, by its own handle.
+func TestSubjectRevokeOwnHandle(t *testing.T) {
+	up := startUpstream(t)
+	loadCaddy(t, up, subjectsSite)
+	laptop, desktop, _ := threeDevices(t, caddyBase)
+	_, list := laptop.devices(caddyBase)
+	own, _ := list.current()
+	resp, _ := laptop.on(caddyBase, "/?hdr=X-Session-Revoke:"+own)
+	if cks := setCookies(resp, "session"); len(cks) != 1 || cks[0].MaxAge >= 0 {
+		t.Errorf("Revoke of its own handle: Set-Cookie %q, want the deletion cookie", resp.Header.Values("Set-Cookie"))
+	}
+	if laptop.user(caddyBase) != "" || desktop.user(caddyBase) != alice(t) {
+		t.Error("Revoke of its own handle did not end exactly this session")
 	}
 }
