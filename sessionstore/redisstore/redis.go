@@ -43,14 +43,6 @@ const (
 	// data (and their keys) kept in the client-side cache per connection
 	// to a Redis node.
 	DefaultCacheSize = 32 << 20
-	// maxFlushDelay (rueidis's MaxFlushDelay): while other commands are
-	// in flight, a connection's writer sends the next ones no sooner
-	// than this after its last write(2), so that the commands of several
-	// requests share one system call. On loopback the sender's write(2)
-	// does the receiving side's TCP work too: it was 19 µs of Caddy's CPU
-	// per request of the write scenario (two round trips, a write each).
-	// A lone command (nothing else in flight) is sent at once.
-	maxFlushDelay = 20 * time.Microsecond
 )
 
 // RedisStore keeps sessions in Redis: one server, a Sentinel-managed
@@ -300,7 +292,6 @@ func (s *RedisStore) clientOptions() (rueidis.ClientOption, error) {
 		BlockingPoolSize:  s.PoolSize,
 		CacheSizeEachConn: s.CacheSize,
 		DisableRetry:      true, // a failure is the failure detector's to judge, at once
-		MaxFlushDelay:     maxFlushDelay,
 		ForceSingleClient: len(addrs) == 1 && s.MasterName == "",
 	}
 	if opts.CacheSizeEachConn == 0 {
