@@ -40,6 +40,8 @@
 # many scenario (100000), WRITE_SESSIONS for the write scenario (10000),
 # HOT_CONNS wrk connections of the hot scenario (32), BASE_CADDY another
 # build run as config E, configured as B (to compare commits side by side),
+# BASE_AS=C to configure E as C instead (the Redis store over TCP, on C's
+# Redis and sessions: to compare the Redis store of two builds),
 # WARMUP seconds per configuration (2), BASE_PORT where the search for
 # free ports starts (18080), CADDY_CPUS (1), LOAD_CPUS (0), SKIP_BUILD=1
 # to use an existing ./caddy.
@@ -66,6 +68,15 @@ declare -A CONFIG_NAME=([A]="reverse_proxy" [B]="session memory" [C]="session re
 # BASE_CADDY names another build (an earlier commit's, say): it runs as E,
 # configured as B, so a regression shows beside B in the same run.
 declare -A CADDY_BIN_OF=([A]=./caddy [B]=./caddy [C]=./caddy [D]=./caddy)
+BASE_AS=${BASE_AS:-B}
+case $BASE_AS in
+B) ;;
+C) CONFIG_NAME[E]="session redis, base" ;;
+*)
+	echo "BASE_AS=$BASE_AS: B or C" >&2
+	exit 1
+	;;
+esac
 if [ -n "${BASE_CADDY:-}" ]; then
 	[ -x "$BASE_CADDY" ] || { echo "BASE_CADDY=$BASE_CADDY is not an executable" >&2; exit 1; }
 	CONFIGS+=(E)
@@ -184,7 +195,7 @@ session_of() {
 	# scope lets D take the sessions started through C.
 	C) printf '\tsession {\n\t\tscope bench\n\t\tstore redis {\n\t\t\taddress redis://127.0.0.1:%d/0\n\t\t}\n\t}\n' "$REDIS_PORT" ;;
 	D) printf '\tsession {\n\t\tscope bench\n\t\tstore redis {\n\t\t\taddress unix://%s\n\t\t}\n\t}\n' "$REDIS_SOCKET" ;;
-	E) printf '\tsession\n' ;;
+	E) if [ "$BASE_AS" = C ]; then session_of C; else printf '\tsession\n'; fi ;;
 	esac
 }
 for c in "${CONFIGS[@]}"; do
@@ -221,7 +232,7 @@ done
 # sent B's cookies: the same bytes. D shares C's Redis and prefix, so C's
 # sessions are D's.
 session_makers=(B C)
-[ -n "${BASE_CADDY:-}" ] && session_makers+=(E)
+[ -n "${BASE_CADDY:-}" ] && [ "$BASE_AS" = B ] && session_makers+=(E)
 for c in "${session_makers[@]}"; do
 	log "starting 1 + $WRITE_SESSIONS + $SESSIONS sessions through config $c"
 	url="http://127.0.0.1:${PORT[$c]}/login"
@@ -233,6 +244,9 @@ done
 for f in known write many; do
 	cp "$WORK/$f-B" "$WORK/$f-A"
 	cp "$WORK/$f-C" "$WORK/$f-D"
+	if [ -n "${BASE_CADDY:-}" ] && [ "$BASE_AS" = C ]; then
+		cp "$WORK/$f-C" "$WORK/$f-E"
+	fi
 done
 
 # --- load ---------------------------------------------------------------------
@@ -399,7 +413,19 @@ target "read path, Redis (C) over memory (B): CPU µs/req" read C 4 "<=" 1.053 B
 target "read path, Redis (C) over memory (B): p99" read C 3 "<=" 1.1 B
 target "write path ($WRITE_SESSIONS sessions), Redis (C) over memory (B): req/s" write C 1 ">=" 0.85 B
 target "hot session ($HOT_CONNS writers), Redis (C) over memory (B): req/s" hot C 1 ">=" 0.85 B
-if [ -n "${BASE_CADDY:-}" ]; then
+if [ -n "${BASE_CADDY:-}" ] && [ "$BASE_AS" = C ]; then
+	# This build's Redis store (C) against BASE_CADDY's (E), and E against
+	# the memory store, as C's targets are.
+	for s in read write hot cookieless many; do
+		target "$s, Redis, this build (C) over BASE_CADDY (E): req/s" "$s" C 1 ">=" 0.97 E
+		target "$s, Redis, this build (C) over BASE_CADDY (E): CPU µs/req" "$s" C 4 "<=" 1.03 E
+	done
+	target "read path, BASE_CADDY's Redis (E) over memory (B): req/s" read E 1 ">=" 0.95 B
+	target "read path, BASE_CADDY's Redis (E) over memory (B): CPU µs/req" read E 4 "<=" 1.053 B
+	target "read path, BASE_CADDY's Redis (E) over memory (B): p99" read E 3 "<=" 1.1 B
+	target "write path ($WRITE_SESSIONS sessions), BASE_CADDY's Redis (E) over memory (B): req/s" write E 1 ">=" 0.85 B
+	target "hot session ($HOT_CONNS writers), BASE_CADDY's Redis (E) over memory (B): req/s" hot E 1 ">=" 0.85 B
+elif [ -n "${BASE_CADDY:-}" ]; then
 	# No regression: this build's memory store (B) against BASE_CADDY's (E).
 	for s in read write hot cookieless many; do
 		target "$s, memory, this build (B) over BASE_CADDY (E): req/s" "$s" B 1 ">=" 0.97 E

@@ -70,7 +70,15 @@ func cpuTime(b *testing.B) time.Duration {
 // measure runs op b.N times (in parallel when parallel is set) and
 // reports the client CPU per op.
 func measure(b *testing.B, parallel bool, op func(i int) error) {
+	measureN(b, parallel, 1, op)
+}
+
+// measureN is measure with p goroutines per GOMAXPROCS when parallel:
+// with -cpu 1 and p 16, it stands for a Caddy on one core serving 16
+// connections (as bench/run.sh's load does).
+func measureN(b *testing.B, parallel bool, p int, op func(i int) error) {
 	b.ReportAllocs()
+	b.SetParallelism(p)
 	b.ResetTimer()
 	start := cpuTime(b)
 	if parallel {
@@ -115,10 +123,24 @@ func BenchmarkRedis(b *testing.B) {
 				_, err := s.Patch(bg, keys[i%len(keys)], patches[i%len(patches)], sessionstore.PatchOptions{TTL: benchTTL})
 				return err
 			}
+			// A request of the write scenario: the session is loaded,
+			// then changed. Its cached copy went with the last change
+			// (Redis invalidates a key its writer read, too), so the load
+			// reads it from Redis.
+			loadPatch := func(i int) error {
+				if err := load(i); err != nil {
+					return err
+				}
+				return patch(i)
+			}
 			b.Run("Load", func(b *testing.B) { measure(b, false, load) })
 			b.Run("LoadParallel", func(b *testing.B) { measure(b, true, load) })
 			b.Run("Patch", func(b *testing.B) { measure(b, false, patch) })
 			b.Run("PatchParallel", func(b *testing.B) { measure(b, true, patch) })
+			b.Run("LoadPatch", func(b *testing.B) { measure(b, false, loadPatch) })
+			b.Run("LoadPatchParallel", func(b *testing.B) { measure(b, true, loadPatch) })
+			b.Run("LoadPatch16", func(b *testing.B) { measureN(b, true, 16, loadPatch) })
+			b.Run("Load16", func(b *testing.B) { measureN(b, true, 16, load) })
 			b.Run("CreateDelete", func(b *testing.B) {
 				measure(b, false, func(i int) error {
 					k := "session:new:" + strconv.Itoa(i)
