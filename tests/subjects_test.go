@@ -114,6 +114,15 @@ func (d *device) devices(base string) (int, devicesList) {
 	return resp.StatusCode, out
 }
 
+// wantDeletionCookie checks that resp deletes the session cookie, and sets
+// no other of its name.
+func wantDeletionCookie(t *testing.T, when string, resp *http.Response) {
+	t.Helper()
+	if cks := setCookies(resp, "session"); len(cks) != 1 || cks[0].MaxAge >= 0 {
+		t.Errorf("%s: Set-Cookie %q, want the deletion cookie", when, resp.Header.Values("Set-Cookie"))
+	}
+}
+
 // current returns the handle the list marks current, and how many it marks.
 func (l devicesList) current() (string, int) {
 	handle, n := "", 0
@@ -187,10 +196,7 @@ func TestSubjectRevokeOthersAndAll(t *testing.T) {
 	// phone's own cookie is deleted on that response.
 	laptop, desktop, phone = threeDevices(t, caddyBase)
 	resp, _ = phone.on(caddyBase, "/logout-everywhere?hdr=X-Session-Revoke:all")
-	cks := setCookies(resp, "session")
-	if len(cks) != 1 || cks[0].MaxAge >= 0 {
-		t.Errorf("revoke all: Set-Cookie %q, want the deletion cookie", resp.Header.Values("Set-Cookie"))
-	}
+	wantDeletionCookie(t, "revoke all", resp)
 	if phone.cookie("session") != "" {
 		t.Error("revoke all: the phone still holds its cookie")
 	}
@@ -207,9 +213,7 @@ func TestSubjectRevokeOthersAndAll(t *testing.T) {
 	// one, and Revoke acts on the subject it had.
 	laptop, desktop, phone = threeDevices(t, caddyBase)
 	resp, _ = desktop.on(caddyBase, "/logout?clear=true&hdr=X-Session-Revoke:others")
-	if cks := setCookies(resp, "session"); len(cks) != 1 || cks[0].MaxAge >= 0 {
-		t.Errorf("logout with revoke others: Set-Cookie %q, want the deletion cookie", resp.Header.Values("Set-Cookie"))
-	}
+	wantDeletionCookie(t, "logout with revoke others", resp)
 	for name, d := range map[string]*device{"laptop": laptop, "desktop": desktop, "phone": phone} {
 		if got := d.user(caddyBase); got != "" {
 			t.Errorf("a logout with revoke others left the %s signed in as %q", name, got)
@@ -318,9 +322,7 @@ func TestSubjectDevicesEndpoint(t *testing.T) {
 	if resp.StatusCode != http.StatusNoContent {
 		t.Fatalf("DELETE of its own session: %d", resp.StatusCode)
 	}
-	if cks := setCookies(resp, "session"); len(cks) != 1 || cks[0].MaxAge >= 0 {
-		t.Errorf("DELETE of its own session: Set-Cookie %q, want the deletion cookie", resp.Header.Values("Set-Cookie"))
-	}
+	wantDeletionCookie(t, "DELETE of its own session", resp)
 
 	// The app revokes one device by its handle.
 	phone.login(caddyBase, alice(t))
@@ -608,9 +610,7 @@ func TestSubjectRevokedWhileInFlight(t *testing.T) {
 	laptop.on(caddyBase, "/password?hdr=X-Session-Revoke:others")
 	close(release)
 	resp := <-done
-	if cks := setCookies(resp, "session"); len(cks) != 1 || cks[0].MaxAge >= 0 {
-		t.Errorf("the in-flight response: Set-Cookie %q, want the deletion cookie", resp.Header.Values("Set-Cookie"))
-	}
+	wantDeletionCookie(t, "the in-flight response", resp)
 	if got := phone.user(caddyBase); got != "" {
 		t.Errorf("the phone is signed in again as %q", got)
 	}
@@ -670,9 +670,7 @@ func TestSubjectRevokeOwnHandle(t *testing.T) {
 	_, list := laptop.devices(caddyBase)
 	own, _ := list.current()
 	resp, _ := laptop.on(caddyBase, "/?hdr=X-Session-Revoke:"+own)
-	if cks := setCookies(resp, "session"); len(cks) != 1 || cks[0].MaxAge >= 0 {
-		t.Errorf("Revoke of its own handle: Set-Cookie %q, want the deletion cookie", resp.Header.Values("Set-Cookie"))
-	}
+	wantDeletionCookie(t, "Revoke of its own handle", resp)
 	if laptop.user(caddyBase) != "" || desktop.user(caddyBase) != alice(t) {
 		t.Error("Revoke of its own handle did not end exactly this session")
 	}
