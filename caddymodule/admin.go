@@ -191,12 +191,20 @@ func (adminAPI) revoke(w http.ResponseWriter, r *http.Request, id string, stores
 	return writeJSON(w, map[string]int{"revoked": revoked})
 }
 
+// adminDeviceJSON is a session as the admin API lists it: as the devices
+// endpoint does, without `current`, which has no meaning here.
+type adminDeviceJSON struct {
+	deviceJSON
+	// Current, never set, hides the embedded field from JSON.
+	Current *bool `json:"current,omitempty"`
+}
+
 // subjectStore is one store's sessions of a subject in
 // GET /session/<session_name>/?subject=.
 type subjectStore struct {
-	Store    string       `json:"store"`
-	Prefix   string       `json:"prefix"`
-	Sessions []deviceJSON `json:"sessions"`
+	Store    string            `json:"store"`
+	Prefix   string            `json:"prefix"`
+	Sessions []adminDeviceJSON `json:"sessions"`
 	// Total is how many sessions the subject has there, of which the
 	// first (most recently seen) MaxSubjectSessions are listed.
 	Total int `json:"total"`
@@ -228,9 +236,9 @@ func (adminAPI) getSubject(w http.ResponseWriter, r *http.Request, name, subject
 		if err != nil {
 			return caddy.APIError{HTTPStatus: http.StatusBadGateway, Err: fmt.Errorf("listing the subject's sessions in store %s: %w", s.backend, err)}
 		}
-		one := subjectStore{Store: s.backend, Prefix: s.prefix, Sessions: make([]deviceJSON, 0, len(list)), Total: total}
+		one := subjectStore{Store: s.backend, Prefix: s.prefix, Sessions: make([]adminDeviceJSON, 0, len(list)), Total: total}
 		for _, sess := range list {
-			one.Sessions = append(one.Sessions, s.handler.deviceOf(sess, ""))
+			one.Sessions = append(one.Sessions, adminDeviceJSON{deviceJSON: s.handler.deviceOf(sess, "")})
 		}
 		out = append(out, one)
 	}

@@ -45,8 +45,8 @@ func (h *Handler) devicesTarget(path string) (handle string, ok bool) {
 	if h.Devices == "" {
 		return "", false
 	}
-	if path == h.Devices {
-		return "", true
+	if path == h.Devices || len(path) == len(h.Devices)+1 && path[len(path)-1] == '/' && path[:len(h.Devices)] == h.Devices {
+		return "", true // the list, with or without a slash
 	}
 	rest, ok := strings.CutPrefix(path, h.Devices+"/")
 	return rest, ok && rest != ""

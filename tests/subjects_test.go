@@ -342,6 +342,10 @@ func TestSubjectDevicesEndpoint(t *testing.T) {
 			t.Errorf("GET /devices without a subject: %d %+v, want 401 with an error", status, list)
 		}
 	}
+	resp, body = laptop.request(http.MethodGet, caddyBase, "/devices/")
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `"total":1`) {
+		t.Errorf("GET /devices/: %d %s, want the list", resp.StatusCode, body)
+	}
 	if resp, body := laptop.request(http.MethodPost, caddyBase, "/devices"); resp.StatusCode != http.StatusMethodNotAllowed {
 		t.Errorf("POST /devices: %d %s", resp.StatusCode, body)
 	}
@@ -405,6 +409,11 @@ func TestSubjectAdminAPI(t *testing.T) {
 	for _, d := range []*device{laptop, desktop, phone, bob} {
 		if id := d.cookie("session"); strings.Contains(body, id) {
 			t.Errorf("the admin list shows a whole session ID: %s", body)
+		}
+	}
+	for _, sess := range got.Stores[0].Sessions {
+		if _, ok := sess["current"]; ok || sess["handle"] == nil || sess["last_seen"] == nil {
+			t.Errorf("an admin list entry: %v, want a handle and last_seen, and no current", sess)
 		}
 	}
 	before := metricValue(t, "caddy_session_revoked_total", `by="admin"`)
