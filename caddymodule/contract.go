@@ -275,11 +275,11 @@ func (h *Handler) takeInstructions(hdr http.Header, patches []string) instructio
 // expiryInstruction reads X-Session-Expiry: whole seconds, 0 for a
 // permanent session; anything else is refused.
 func (h *Handler) expiryInstruction(name string, values []string) time.Duration {
-	if len(values) != 1 {
-		h.refuse(refusedBadValue, "refused response header from upstream: want one value", zap.String("header", name))
+	v, ok := h.oneValue(name, values)
+	if !ok {
 		return 0
 	}
-	n, err := strconv.ParseInt(strings.TrimSpace(values[0]), 10, 64)
+	n, err := strconv.ParseInt(v, 10, 64)
 	if err != nil || n < 0 || n > int64(PermanentCookieAge/time.Second) {
 		h.refuse(refusedBadValue, "refused response header from upstream: want whole seconds, from 0 (permanent) to 34560000 (400 days)",
 			zap.String("header", name))
@@ -295,11 +295,10 @@ func (h *Handler) expiryInstruction(name string, values []string) time.Duration 
 // sessionstore.MaxSubjectLength bytes, empty to remove the subject. A value
 // out of those bounds is refused, and the subject left as it was.
 func (h *Handler) subjectInstruction(name string, values []string) (string, bool) {
-	if len(values) != 1 {
-		h.refuse(refusedBadValue, "refused response header from upstream: want one value", zap.String("header", name))
+	v, ok := h.oneValue(name, values)
+	if !ok {
 		return "", false
 	}
-	v := strings.TrimSpace(values[0])
 	if !validSubject(v) {
 		h.refuse(refusedBadValue, fmt.Sprintf("refused response header from upstream: want printable ASCII of at most %d bytes", sessionstore.MaxSubjectLength),
 			zap.String("header", name), zap.Int("length", len(v)))
@@ -325,11 +324,11 @@ func validSubject(s string) bool {
 // revokeInstruction reads X-Session-Revoke: others, all, or the handle of
 // one of the subject's sessions.
 func (h *Handler) revokeInstruction(name string, values []string) string {
-	if len(values) != 1 {
-		h.refuse(refusedBadValue, "refused response header from upstream: want one value", zap.String("header", name))
+	v, ok := h.oneValue(name, values)
+	if !ok {
 		return ""
 	}
-	switch v := strings.TrimSpace(values[0]); {
+	switch {
 	case strings.EqualFold(v, revokeOthers):
 		return revokeOthers
 	case strings.EqualFold(v, revokeAll):
@@ -343,11 +342,11 @@ func (h *Handler) revokeInstruction(name string, values []string) string {
 
 // persistInstruction reads X-Session-Persist: true or false.
 func (h *Handler) persistInstruction(name string, values []string) sessionstore.Persist {
-	if len(values) != 1 {
-		h.refuse(refusedBadValue, "refused response header from upstream: want one value", zap.String("header", name))
+	v, ok := h.oneValue(name, values)
+	if !ok {
 		return sessionstore.PersistDefault
 	}
-	switch strings.ToLower(strings.TrimSpace(values[0])) {
+	switch strings.ToLower(v) {
 	case "true":
 		return sessionstore.PersistOn
 	case "false":
@@ -355,6 +354,16 @@ func (h *Handler) persistInstruction(name string, values []string) sessionstore.
 	}
 	h.refuse(refusedBadValue, "refused response header from upstream: expected true or false", zap.String("header", name))
 	return sessionstore.PersistDefault
+}
+
+// oneValue returns the one value, trimmed, of an instruction header that
+// takes one; with more, it refuses them all.
+func (h *Handler) oneValue(name string, values []string) (string, bool) {
+	if len(values) != 1 {
+		h.refuse(refusedBadValue, "refused response header from upstream: want one value", zap.String("header", name))
+		return "", false
+	}
+	return strings.TrimSpace(values[0]), true
 }
 
 // flag reads a true/false instruction header; anything else is refused.

@@ -155,8 +155,8 @@ func newSetCookieFormat(name, path, domain string, httpOnly bool, sameSite http.
 
 // sessionCookie is the Set-Cookie value that carries id to the client,
 // signed when there are secrets, with a lifetime of age when persistent
-// (none for a browser-session cookie): the same text as net/http's Cookie.String, which the
-// tests hold it to. The value needs no sanitizing: IDs and signatures are
+// (none for a browser-session cookie): the same text as net/http's
+// Cookie.String, which the tests hold it to. The value needs no sanitizing: IDs and signatures are
 // hex and base64url.
 func (h *Handler) sessionCookie(r *http.Request, id string, age time.Duration, persistent bool, now time.Time) string {
 	f := &h.cookieFormat

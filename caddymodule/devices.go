@@ -45,11 +45,12 @@ func (h *Handler) devicesTarget(path string) (handle string, ok bool) {
 	if h.Devices == "" {
 		return "", false
 	}
-	if path == h.Devices || len(path) == len(h.Devices)+1 && path[len(path)-1] == '/' && path[:len(h.Devices)] == h.Devices {
-		return "", true // the list, with or without a slash
+	if path == h.Devices {
+		return "", true
 	}
-	rest, ok := strings.CutPrefix(path, h.Devices+"/")
-	return rest, ok && rest != ""
+	// The list with a slash, or a handle: devicesPrefix is made once, so
+	// that every request's look at its path costs no allocation.
+	return strings.CutPrefix(path, h.devicesPrefix)
 }
 
 // serveDevices answers a request to the devices endpoint, for the

@@ -179,16 +179,18 @@ type Handler struct {
 	store    sessionstore.Store
 	sessions meteredStore
 	// subjects is the store's subject index; nil when it has none.
-	subjects  sessionstore.SubjectIndex
-	record    recordOptions
-	names     contractNames
-	prefix    string
-	expiry    time.Duration // the store lifetime; 0 means none
-	grace     time.Duration // RegenerateGrace, resolved
-	cookieAge time.Duration
-	httpOnly  bool
-	secure    secureMode
-	sameSite  http.SameSite
+	subjects sessionstore.SubjectIndex
+	record   recordOptions
+	// devicesPrefix is Devices with a slash: where a handle begins.
+	devicesPrefix string
+	names         contractNames
+	prefix        string
+	expiry        time.Duration // the store lifetime; 0 means none
+	grace         time.Duration // RegenerateGrace, resolved
+	cookieAge     time.Duration
+	httpOnly      bool
+	secure        secureMode
+	sameSite      http.SameSite
 	// cookieFormat is the fixed text of the Set-Cookie values.
 	cookieFormat setCookieFormat
 	failClosed   bool
@@ -292,6 +294,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("session %q: devices: store %s cannot find sessions by subject", h.SessionName, backendName(store))
 	}
 	h.record = parseRecord(h.Record)
+	h.devicesPrefix = h.Devices + "/"
 	reg.add(h)
 	if n, ok := store.(sessionstore.RemovalNotifier); ok {
 		id := storeIdentity(store)

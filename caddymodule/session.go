@@ -208,9 +208,7 @@ func (h *Handler) apply(r *http.Request, hdr http.Header, sess *session, in inst
 		h.applyUnloaded(context.WithoutCancel(r.Context()), sess, in)
 	default:
 		ctx := context.WithoutCancel(r.Context()) // the client leaving must not tear a write
-		// A Revoke with a Clear (a logout that signs out the other
-		// devices too) acts on the subject the session had.
-		revokeSubject := sess.meta.Subject
+		loadedSubject := sess.meta.Subject
 		if in.clear {
 			stored = h.clear(ctx, sess, stored)
 		}
@@ -234,10 +232,13 @@ func (h *Handler) apply(r *http.Request, hdr http.Header, sess *session, in inst
 				h.refuse(refusedSuperseded, "refused "+h.names.headerPrefix+"Revoke from upstream: the session moved to a new ID under this request (a concurrent regenerate), whose own response speaks for it",
 					zap.String("session_hash", idHash(sess.id)))
 			} else {
-				if !in.clear || in.setSubject && in.subject != "" {
-					revokeSubject = sess.meta.Subject
+				subject := sess.meta.Subject
+				if subject == "" && in.clear {
+					// A logout that signs out the other devices too:
+					// the Revoke acts on the subject the session had.
+					subject = loadedSubject
 				}
-				if h.revoke(ctx, r, sess, stored, revokeSubject, in.revoke) {
+				if h.revoke(ctx, r, sess, stored, subject, in.revoke) {
 					stored, changed = false, true
 				}
 			}
@@ -284,9 +285,16 @@ func (h *Handler) clear(ctx context.Context, sess *session, stored bool) bool {
 			h.logEvent("session cleared", sess.id)
 		}
 	}
+	h.endedHere(sess)
+	return false
+}
+
+// endedHere makes the request's session the empty session that follows
+// its end (a clear, a revoke): new data goes to a new ID, and the cookie
+// is deleted.
+func (h *Handler) endedHere(sess *session) {
 	sess.data, sess.meta = mergepatch.EmptyData, sessionstore.Meta{}
 	h.renewID(sess)
-	return false
 }
 
 // regenerate gives the session a new ID; a stored session's entry moves to
@@ -372,8 +380,7 @@ func (h *Handler) patch(ctx context.Context, r *http.Request, sess *session, sto
 			// reach of the next sign-out.
 			h.refuse(refusedEnded, "refused the upstream's changes: the session was signed out since this request loaded it",
 				zap.String("session_hash", idHash(sess.id)))
-			sess.data, sess.meta = mergepatch.EmptyData, sessionstore.Meta{}
-			h.renewID(sess)
+			h.endedHere(sess)
 			return false, false
 		}
 		stored, opts.Create = false, true

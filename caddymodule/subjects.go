@@ -17,7 +17,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddy-session/caddy-session/sessionstore"
-	"github.com/caddy-session/caddy-session/sessionstore/mergepatch"
 )
 
 // handleLength is the length of a session handle: 16 bytes in base64url.
@@ -170,11 +169,4 @@ func (h *Handler) revoke(ctx context.Context, r *http.Request, sess *session, st
 		h.endedHere(sess)
 	}
 	return ended
-}
-
-// endedHere makes the request's session the empty session that follows
-// its end: new data goes to a new ID, and the cookie is deleted.
-func (h *Handler) endedHere(sess *session) {
-	sess.data, sess.meta = mergepatch.EmptyData, sessionstore.Meta{}
-	h.renewID(sess)
 }
